@@ -1,22 +1,29 @@
 """Training throughput: our trainer against Hugging Face LlamaForCausalLM, side by side, same shapes.
 
-For each rung, both train the same model shape (vocab, width, depth, heads, context,
-batch) on the same random batches, in float32, with the same thread count:
+For each rung, three trainers train the same model shape (vocab, width, depth, heads,
+context, batch) on random batches, in float32, with the same thread count:
 
-- ours: ``synthscale.train.train`` (fused chunked head + loss, fused AdamW, no per-step
-  host sync);
+- ours: ``synthscale.train.train`` as a long run trains (``compile="auto"`` compiles on
+  CPU once a run is long enough, see TrainConfig.resolved_compile): compiled blocks,
+  final norm and fused chunked head + loss, fused AdamW, no per-step host sync;
+- ours_eager: the same without torch.compile, as a short run trains;
 - hf: ``transformers.LlamaForCausalLM`` (SDPA attention) in a plain torch loop:
-  logits, ``F.cross_entropy``, backward, ``torch.optim.AdamW`` (its default
+  logits, ``F.cross_entropy``, backward, clip, ``torch.optim.AdamW`` (its default
   implementation), zero_grad.
 
-The two alternate in rounds (ours, hf, ours, hf, ...) so that other load on the machine
-hits both alike; a rate is the median of per-step rates after warm-up. The script also
-measures the machine's fp32 matmul FLOP/s with the same threads. Prints one JSON line
-per rung and per matmul measurement; the last line is the summary for the largest rung:
-``ours_tokens_per_s``, ``hf_tokens_per_s``, ``ratio``, ``fraction_of_matmul_peak``.
+They alternate in rounds (ours, ours_eager, hf, ours, ...) so that other load on the
+machine hits all alike; a rate is the median of per-step rates after each round's first
+two steps (compile and warm-up). The script also measures the machine's fp32 matmul
+FLOP/s with the same threads. Prints one JSON line per rung and per matmul measurement;
+the last line is the summary for the largest rung: ``ours_tokens_per_s``,
+``hf_tokens_per_s``, ``ratio``, ``fraction_of_matmul_peak`` (and the eager figures).
+
+The default shapes are those of examples/real_corpora.yaml (BPE-4096, 128-token
+context; 16 sequences a step is within the 8-40 its ladder rule picks) on the two rungs
+the CPU studies train. docs/training.md has the other rungs.
 
     PYTHONPATH=src python benchmarks/train_throughput.py
-    PYTHONPATH=src python benchmarks/train_throughput.py --rungs cpu-micro,cpu-mini --threads 2
+    PYTHONPATH=src python benchmarks/train_throughput.py --rungs cpu-mini,cpu-small --rounds 2
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import torch.nn.functional as F
 from synthscale.model.hf import hf_config
 from synthscale.model.ladder import model_config, param_counts, train_flops_per_token
 from synthscale.train import TrainConfig, train
+from synthscale.train.config import have_cpp_compiler
 
 
 def random_batches(batch_size: int, seq_len: int, vocab: int, seed: int = 0):
@@ -44,11 +52,11 @@ def random_batches(batch_size: int, seq_len: int, vocab: int, seed: int = 0):
         yield rng.integers(0, vocab, size=(batch_size, seq_len + 1), dtype=np.int64)
 
 
-def ours_step_rates(cfg, args, steps: int) -> list[float]:
+def ours_step_rates(cfg, args, steps: int, compile: bool) -> list[float]:
     """tokens/s of each step of a train() run of ``steps`` steps."""
     tcfg = TrainConfig(tokens=steps * args.batch_size * args.seq_len, seq_len=args.seq_len,
                        batch_size=args.batch_size, lr=1e-3, warmup_steps=1, log_every=1, threads=args.threads,
-                       compile=args.compile)
+                       compile=compile)
     with tempfile.TemporaryDirectory() as run_dir:
         train(cfg, tcfg, random_batches(args.batch_size, args.seq_len, cfg.vocab_size), run_dir, progress=False)
         with open(os.path.join(run_dir, "metrics.jsonl")) as f:
@@ -85,16 +93,24 @@ class HFTrainer:
 
 
 def measure_rung(rung: str, args: argparse.Namespace) -> dict:
-    """Alternate rounds of ours and HF on ``rung``; median steady per-step rates."""
+    """Alternate rounds of ours, ours_eager and HF on ``rung``; median steady per-step rates."""
     cfg = model_config(rung, vocab_size=args.vocab, seq_len=args.seq_len)
     hf = HFTrainer(cfg, args)
-    ours_rates, hf_rates = [], []
+    rates: dict[str, list[float]] = {"ours": [], "ours_eager": [], "hf": []}
+    first_compile_s = None
     for _ in range(args.rounds):
-        ours_rates += ours_step_rates(cfg, args, args.steps)[2:]  # each round's first steps warm up
-        hf_rates += hf.step_rates(args.steps)[2:]
+        start = time.perf_counter()
+        # without a C++ compiler inductor cannot build CPU kernels and a long run trains eager too
+        compiled = ours_step_rates(cfg, args, args.steps, compile=have_cpp_compiler())
+        if first_compile_s is None:  # the first step of the first round pays the compile
+            first_compile_s = round(time.perf_counter() - start - sum(args.batch_size * args.seq_len / r
+                                                                     for r in compiled[1:]), 1)
+        rates["ours"] += compiled[2:]
+        rates["ours_eager"] += ours_step_rates(cfg, args, args.steps, compile=False)[2:]
+        rates["hf"] += hf.step_rates(args.steps)[2:]
     flops_per_token = train_flops_per_token(cfg, args.seq_len)
     total, nonembedding = param_counts(cfg)
-    ours, theirs = statistics.median(ours_rates), statistics.median(hf_rates)
+    ours, eager, theirs = (statistics.median(rates[k]) for k in ("ours", "ours_eager", "hf"))
     return {
         "figure": "train_throughput_vs_hf",
         "rung": rung,
@@ -104,14 +120,18 @@ def measure_rung(rung: str, args: argparse.Namespace) -> dict:
         "seq_len": args.seq_len,
         "batch_size": args.batch_size,
         "threads": args.threads,
-        "compile": args.compile,
         "dtype": "float32",
-        "steps_measured": len(ours_rates),
+        "steps_measured": len(rates["ours"]),
         "ours_tokens_per_s": round(ours),
+        "ours_eager_tokens_per_s": round(eager),
         "hf_tokens_per_s": round(theirs),
         "ratio": round(ours / theirs, 3),
+        "ratio_eager": round(eager / theirs, 3),
+        "compiled": have_cpp_compiler(),
+        "first_compile_s": first_compile_s,
         "flops_per_token": flops_per_token,
         "ours_flops_per_s": round(ours * flops_per_token),
+        "ours_eager_flops_per_s": round(eager * flops_per_token),
         "hf_flops_per_s": round(theirs * flops_per_token),
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
@@ -139,14 +159,13 @@ def matmul_flops(threads: int, sizes: tuple[int, ...] = (256, 512, 1024, 2048), 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rungs", default="cpu-mini,cpu-small", help="comma-separated ladder rungs, smallest first")
+    parser.add_argument("--rungs", default="cpu-nano,cpu-micro", help="comma-separated ladder rungs, smallest first")
     parser.add_argument("--vocab", type=int, default=4096)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16, help="sequences per optimizer step")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = one process per core)")
-    parser.add_argument("--steps", type=int, default=8, help="steps per round and trainer")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of ours and hf")
-    parser.add_argument("--compile", action="store_true", help="our trainer with torch.compile")
+    parser.add_argument("--steps", type=int, default=10, help="steps per round and trainer")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds of the three trainers")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     peak_before = matmul_flops(args.threads)
@@ -166,9 +185,12 @@ def main() -> None:
         "ours_tokens_per_s": largest["ours_tokens_per_s"],
         "hf_tokens_per_s": largest["hf_tokens_per_s"],
         "ratio": largest["ratio"],
+        "ours_eager_tokens_per_s": largest["ours_eager_tokens_per_s"],
+        "ratio_eager": largest["ratio_eager"],
         "ours_flops_per_s": largest["ours_flops_per_s"],
         "matmul_peak_flops_per_s": peak,
         "fraction_of_matmul_peak": round(largest["ours_flops_per_s"] / peak, 3),
+        "eager_fraction_of_matmul_peak": round(largest["ours_eager_flops_per_s"] / peak, 3),
         "hf_fraction_of_matmul_peak": round(largest["hf_flops_per_s"] / peak, 3),
     }), flush=True)
 

@@ -228,3 +228,26 @@ def test_fused_loss_without_grad_mode_matches_the_plain_loss():
         plain = model(tokens[:, :-1], tokens[:, 1:])[1]
         fused = model(tokens[:, :-1], tokens[:, 1:], return_logits=False)[1]
     torch.testing.assert_close(fused, plain, rtol=1e-6, atol=1e-6)
+
+
+def test_compiled_training_parts_give_the_eager_loss_and_gradients(monkeypatch):
+    """compile_for_training (blocks, final norm, per-chunk fused loss under inductor) changes speed, not math."""
+    monkeypatch.setitem(LOSS_CHUNK_ELEMENTS, "cpu", 97 * 32)  # two 32-row chunks per batch
+    cfg = tiny_config()
+    tokens = torch.randint(0, 97, (2, 33), generator=torch.Generator().manual_seed(2))
+    results = []
+    for compiled in (False, True):
+        model = Llama(cfg, seed=0).train()
+        if compiled:
+            model.compile_for_training()
+        _, loss = model(tokens[:, :-1], tokens[:, 1:], return_logits=False)
+        loss.backward()
+        with torch.no_grad():
+            eval_loss = model(tokens[:, :-1], tokens[:, 1:], return_logits=False)[1]
+        results.append((loss.detach(), eval_loss, {n: p.grad for n, p in model.named_parameters()}))
+    (loss, eval_loss, grads), (c_loss, c_eval_loss, c_grads) = results
+    assert c_grads.keys() == grads.keys()
+    torch.testing.assert_close(c_loss, loss, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(c_eval_loss, eval_loss, rtol=1e-5, atol=1e-6)
+    for name in grads:
+        torch.testing.assert_close(c_grads[name], grads[name], rtol=1e-4, atol=1e-6, msg=name)

@@ -92,6 +92,36 @@ def test_schedule_without_warmup_starts_at_peak():
     assert [sched(s) for s in (0, 4)] == pytest.approx([2.0, 0.0])
 
 
+def test_compile_auto_compiles_on_cuda_and_on_cpu_only_for_long_runs(monkeypatch):
+    from synthscale.train import config as train_config
+
+    monkeypatch.setattr(train_config, "have_cpp_compiler", lambda: True)
+    flops_per_token = 7_000_000  # cpu-micro at vocab 4096
+    long_tokens = int(train_config.CPU_COMPILE_MIN_SECONDS * train_config.CPU_EAGER_FLOPS_PER_THREAD
+                      / flops_per_token) + 8 * SEQ
+    short, long = train_cfg(tokens=40 * 8 * SEQ), train_cfg(tokens=long_tokens)
+    assert not short.resolved_compile(flops_per_token)
+    assert long.resolved_compile(flops_per_token)
+    assert not train_cfg(tokens=long_tokens, threads=4).resolved_compile(flops_per_token)  # 4x faster eager
+    assert train_cfg(device="cuda").resolved_compile(flops_per_token)
+    assert train_cfg(compile=True).resolved_compile(flops_per_token)
+    assert not train_cfg(tokens=long_tokens, device="cuda", compile=False).resolved_compile(flops_per_token)
+    monkeypatch.setattr(train_config, "have_cpp_compiler", lambda: False)  # inductor cannot build CPU kernels
+    assert not long.resolved_compile(flops_per_token)
+
+
+def test_a_compiled_run_follows_the_eager_loss_curve(tmp_path):
+    cfg = dict(tokens=6 * 8 * SEQ, log_every=1)
+    eager = train(model_cfg(), train_cfg(**cfg, compile=False), repetitive_batches(8), tmp_path / "e", progress=False)
+    compiled = train(model_cfg(), train_cfg(**cfg, compile=True), repetitive_batches(8), tmp_path / "c",
+                     progress=False)
+    curves = [[r["loss"] for r in read_metrics(tmp_path / d)] for d in ("e", "c")]
+    assert len(curves[0]) == 6
+    np.testing.assert_allclose(curves[1], curves[0], rtol=1e-4)
+    assert compiled.final_loss == pytest.approx(eager.final_loss, rel=1e-4)
+    assert compiled.compiled and not eager.compiled
+
+
 # --- the loop --------------------------------------------------------------------------
 
 

@@ -417,7 +417,7 @@ def train_cmd(
     threads: int = typer.Option(0, "--threads", help="torch threads per process (0 = torch default)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda (default: cuda when available)."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 (autocast)."),
-    compile: str = typer.Option("auto", "--compile", help="auto (on for CUDA) | true | false."),
+    compile: str = typer.Option("auto", "--compile", help="torch.compile: auto (on for CUDA; on CPU only for runs of 2+ minutes, where it pays) | true | false."),
     nproc: int = typer.Option(1, "--nproc", help="Processes (torchrun underneath when > 1; gloo on CPU, nccl on GPU)."),
     parallel: str = typer.Option("ddp", "--parallel", help="ddp | fsdp (FSDP2 fully_shard, for large rungs)."),
     no_progress: bool = typer.Option(False, "--no-progress"),

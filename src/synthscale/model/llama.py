@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -151,6 +152,30 @@ class Block(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
+ChunkFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], tuple[torch.Tensor, "torch.Tensor | None"]]
+
+
+def linear_xent_chunk(
+    rows: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, with_grad: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Cross-entropy of the logits ``rows @ weight.T`` [R, V] against ``targets`` [R, 1], all float32.
+
+    Returns (sum of the R row losses, d(that sum)/d(logits) or None). One exp pass serves
+    loss and gradient (in place on the fresh logits). ``Llama.compile_for_training``
+    swaps in an inductor-compiled copy, which fuses the passes over the chunk.
+    """
+    logits = rows @ weight.T
+    target_logits = logits.gather(1, targets)
+    row_max = logits.amax(dim=-1, keepdim=True)
+    exp = logits.sub_(row_max).exp_()
+    exp_sum = exp.sum(dim=-1, keepdim=True)
+    loss_sum = (row_max + exp_sum.log() - target_logits).sum()
+    if not with_grad:
+        return loss_sum, None
+    # d(sum of row losses)/d(logits) = softmax - onehot(target)
+    return loss_sum, exp.div_(exp_sum).scatter_add_(1, targets, exp.new_full(targets.shape, -1.0))
+
+
 class ChunkedLinearCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of ``x @ weight.T`` against ``targets`` without all the logits.
 
@@ -163,9 +188,11 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx, x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_rows: int, with_grads: bool
+        ctx, x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_rows: int, with_grads: bool,
+        chunk_fn: "ChunkFn | None" = None,
     ) -> torch.Tensor:
         n = x.shape[0]
+        chunk_fn = chunk_fn or linear_xent_chunk
         with torch.autocast(x.device.type, enabled=False):
             x32, w32 = x.float(), weight.float()
             grad_x = torch.empty_like(x32) if with_grads and ctx.needs_input_grad[0] else None
@@ -173,16 +200,8 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
             total = x32.new_zeros(())
             for start in range(0, n, chunk_rows):
                 rows, tgt = x32[start : start + chunk_rows], targets[start : start + chunk_rows, None]
-                logits = rows @ w32.T
-                target_logits = logits.gather(1, tgt)
-                row_max = logits.amax(dim=-1, keepdim=True)
-                exp = logits.sub_(row_max).exp_()  # in place: one exp pass serves loss and gradient
-                exp_sum = exp.sum(dim=-1, keepdim=True)
-                total += (row_max + exp_sum.log() - target_logits).sum()
-                if grad_x is None and grad_w is None:
-                    continue
-                # d(sum of row losses)/d(logits) = softmax - onehot(target)
-                dlogits = exp.div_(exp_sum).scatter_add_(1, tgt, exp.new_full(tgt.shape, -1.0))
+                loss_sum, dlogits = chunk_fn(rows, w32, tgt, grad_x is not None or grad_w is not None)
+                total += loss_sum
                 if grad_x is not None:
                     torch.mm(dlogits, w32, out=grad_x[start : start + chunk_rows])
                 if grad_w is not None:
@@ -197,7 +216,7 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         scale = grad_loss / ctx.n
         grad_x = None if grad_x is None else (grad_x * scale).to(ctx.dtypes[0])
         grad_w = None if grad_w is None else (grad_w * scale).to(ctx.dtypes[1])
-        return grad_x, grad_w, None, None, None
+        return grad_x, grad_w, None, None, None, None
 
 
 # Logits elements per chunk of the fused loss, by device type: 4 MiB of float32 stays in
@@ -223,7 +242,21 @@ class Llama(nn.Module):
         cos, sin = rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        self.loss_chunk_fn: ChunkFn = linear_xent_chunk
         self.init_weights(seed)
+
+    def compile_for_training(self) -> None:
+        """torch.compile the parts of a training step that gain from it, in place.
+
+        Each transformer block (all blocks share one compiled graph: their code and shapes
+        are the same), the final norm, and the per-chunk loss of the fused head, whose
+        passes over a logits chunk inductor fuses. The chunk loop, the embedding and the
+        optimizer stay eager. Shapes are static (one compile per batch shape).
+        """
+        for block in self.layers:
+            block.compile(dynamic=False)
+        self.norm.compile(dynamic=False)
+        self.loss_chunk_fn = torch.compile(linear_xent_chunk, dynamic=False)
 
     @torch.no_grad()
     def init_weights(self, seed: int) -> None:
@@ -265,7 +298,8 @@ class Llama(nn.Module):
             chunk_rows = max(1, chunk // self.cfg.vocab_size)
             flat = x.reshape(-1, x.shape[-1])
             loss = ChunkedLinearCrossEntropy.apply(
-                flat, self.lm_head.weight, targets.reshape(-1), chunk_rows, torch.is_grad_enabled()
+                flat, self.lm_head.weight, targets.reshape(-1), chunk_rows, torch.is_grad_enabled(),
+                self.loss_chunk_fn,
             )
             return None, loss
         logits = self.lm_head(x)

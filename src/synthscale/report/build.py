@@ -249,7 +249,8 @@ def _header_items(study_dir: Path, results: pd.DataFrame, summary: SpecSummary) 
 def _files_text(study_dir: Path) -> str:
     present = [f"`{name}`" for name in STUDY_FILES if (study_dir / name).exists()]
     listed = ", ".join(present) if present else "no input files there; tables were given in memory"
-    return f"study folder `{study_dir}` ({listed})"
+    # the folder name, not its path: the report reads the same wherever the study folder is
+    return f"study folder `{study_dir.resolve().name}/` ({listed})"
 
 
 def _runs_text(results: pd.DataFrame, summary: SpecSummary) -> str:

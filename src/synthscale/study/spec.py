@@ -120,7 +120,8 @@ class Training(_Strict):
     beta2: float = Field(0.95, ge=0, lt=1)
     grad_clip: float = Field(1.0, ge=0)
     threads: int | None = Field(None, ge=1, description="torch CPU threads; all cores when omitted")
-    compile: bool = False
+    compile: bool | Literal["auto"] = Field("auto", description="torch.compile: auto = on for CUDA, and on CPU for "
+                                            "runs long enough to earn the compile back")
     dtype: Literal["float32", "bfloat16"] = "float32"
     schedule: Literal["cosine", "wsd"] = Field("cosine", description="cosine: one run per budget, each with its "
                                               "own schedule; wsd: one warmup-stable-decay run per recipe to the "

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
+import shutil
 from dataclasses import dataclass
 from typing import Any, Callable
+
+import torch
 
 from synthscale._io import dataclass_from_dict
 from synthscale.errors import ConfigError
@@ -12,6 +17,12 @@ from synthscale.errors import ConfigError
 DTYPES = ("float32", "bfloat16")
 SCHEDULES = ("cosine", "wsd")
 PARALLEL = ("ddp", "fsdp")
+
+# compile="auto" on CPU: compile when a run would take this long eager, at this rate per
+# thread (eager cpu-micro..cpu-small steps reach 35-50 GFLOP/s on one core of the
+# development VM; compiling costs ~20 s cold, 2-5 s from the inductor cache).
+CPU_COMPILE_MIN_SECONDS = 120.0
+CPU_EAGER_FLOPS_PER_THREAD = 40e9
 
 # Fields that may change between a checkpoint and the run resuming from it: they change
 # speed or bookkeeping, not the numbers the run computes.
@@ -40,9 +51,10 @@ class TrainConfig:
     - ``log_every``: a metrics record (and the only host sync) every that many steps
       and at the last step.
     - ``dtype``: "float32", or "bfloat16" for bf16 autocast (weights stay float32).
-    - ``compile``: wrap the model in torch.compile: True, False, or "auto" (the default:
-      on for CUDA, off on CPU, where compiling costs more than it saves on short runs;
-      see docs/training.md).
+    - ``compile``: torch.compile the blocks, final norm and fused loss (see
+      ``Llama.compile_for_training``): True, False, or "auto" (the default: on for CUDA;
+      on CPU only for runs long enough to earn the compile back, see
+      ``resolved_compile`` and docs/training.md).
     - ``device``: a torch device string ("cpu", "cuda", "cuda:1").
     - ``schedule``: "cosine" (above) or "wsd" (warmup-stable-decay: linear warmup, constant
       ``lr``, then a linear decay to ``min_lr_ratio * lr`` over the last
@@ -176,12 +188,24 @@ class TrainConfig:
         """WSD decay steps of a run (or branch) of ``steps`` steps: round(decay_frac * steps), at least 1."""
         return max(1, round(self.decay_frac * steps))
 
-    @property
-    def resolved_compile(self) -> bool:
-        """Whether to torch.compile: ``compile``, with "auto" meaning on for CUDA only."""
-        if self.compile == "auto":
-            return self.device.startswith("cuda")
-        return bool(self.compile)
+    def resolved_compile(self, flops_per_token: int) -> bool:
+        """Whether to torch.compile this run: ``compile``, where "auto" means "where it pays".
+
+        On CUDA always. On CPU when the run is long enough to earn back the compile
+        (~20 s cold on 2 cores, a few seconds from the on-disk inductor cache) from the
+        10-20% faster steps it gives (docs/training.md): when the run would take at least
+        CPU_COMPILE_MIN_SECONDS eager, estimated at CPU_EAGER_FLOPS_PER_THREAD, and a C++
+        compiler for inductor is on the PATH.
+        """
+        if self.compile != "auto":
+            return bool(self.compile)
+        if self.device.startswith("cuda"):
+            return True
+        if not self.device.startswith("cpu") or not have_cpp_compiler():
+            return False
+        threads = self.threads or torch.get_num_threads()
+        eager_s = flops_per_token * self.steps * self.tokens_per_step / (CPU_EAGER_FLOPS_PER_THREAD * threads)
+        return eager_s >= CPU_COMPILE_MIN_SECONDS
 
     def resume_fields(self) -> dict[str, Any]:
         """The fields a resumed run must share with its checkpoint (all but RUNTIME_FIELDS)."""
@@ -205,3 +229,9 @@ def _is_int(v: Any) -> bool:
 
 def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+@functools.cache
+def have_cpp_compiler() -> bool:
+    """Whether inductor can build CPU kernels here: a C++ compiler ($CXX, c++, g++ or clang++) on the PATH."""
+    return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "c++", "g++", "clang++") if c)

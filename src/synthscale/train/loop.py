@@ -69,6 +69,7 @@ class TrainSummary:
     tokens_processed: int = 0  # main run plus decay branches: what the run cost
     resumed_from_step: int | None = None
     world_size: int = 1
+    compiled: bool = False  # whether the run used torch.compile (TrainConfig.resolved_compile)
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as a plain dict (JSON-ready)."""
@@ -124,9 +125,9 @@ class _Run:
         seed_everything(cfg.seed)
         self.model = build_model(model_cfg, cfg).to(ctx.device)
         self.model.train()
-        if cfg.resolved_compile:
-            for block in self.model.layers:  # per block: the fused loss stays eager
-                block.compile(dynamic=False)
+        self.compiled = cfg.resolved_compile(train_flops_per_token(model_cfg, cfg.seq_len))
+        if self.compiled:
+            self.model.compile_for_training()
         self.module = distributed.wrap(self.model, ctx, cfg)
         self.optimizer = build_optimizer(self.model, cfg, fused=None if cfg.parallel == "ddp" else False)
         self.schedule = make_schedule(cfg, cfg.steps)
@@ -274,6 +275,7 @@ class _Run:
             * cfg.tokens_per_step,
             resumed_from_step=getattr(self, "resumed_from", None),
             world_size=ctx.world_size,
+            compiled=self.compiled,
         )
         if ctx.is_main:
             if cfg.budgets:
