@@ -97,6 +97,7 @@ def measure_rung(rung: str, args: argparse.Namespace) -> dict:
     cfg = model_config(rung, vocab_size=args.vocab, seq_len=args.seq_len)
     hf = HFTrainer(cfg, args)
     rates: dict[str, list[float]] = {"ours": [], "ours_eager": [], "hf": []}
+    round_ratios = []  # median ours / median hf of each round: the spread the machine's noise gives
     first_compile_s = None
     for _ in range(args.rounds):
         start = time.perf_counter()
@@ -107,7 +108,9 @@ def measure_rung(rung: str, args: argparse.Namespace) -> dict:
                                                                      for r in compiled[1:]), 1)
         rates["ours"] += compiled[2:]
         rates["ours_eager"] += ours_step_rates(cfg, args, args.steps, compile=False)[2:]
-        rates["hf"] += hf.step_rates(args.steps)[2:]
+        hf_rates = hf.step_rates(args.steps)[2:]
+        rates["hf"] += hf_rates
+        round_ratios.append(round(statistics.median(compiled[2:]) / statistics.median(hf_rates), 3))
     flops_per_token = train_flops_per_token(cfg, args.seq_len)
     total, nonembedding = param_counts(cfg)
     ours, eager, theirs = (statistics.median(rates[k]) for k in ("ours", "ours_eager", "hf"))
@@ -127,6 +130,7 @@ def measure_rung(rung: str, args: argparse.Namespace) -> dict:
         "hf_tokens_per_s": round(theirs),
         "ratio": round(ours / theirs, 3),
         "ratio_eager": round(eager / theirs, 3),
+        "ratio_by_round": round_ratios,
         "compiled": have_cpp_compiler(),
         "first_compile_s": first_compile_s,
         "flops_per_token": flops_per_token,
@@ -164,8 +168,8 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16, help="sequences per optimizer step")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = one process per core)")
-    parser.add_argument("--steps", type=int, default=10, help="steps per round and trainer")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds of the three trainers")
+    parser.add_argument("--steps", type=int, default=12, help="steps per round and trainer")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds of the three trainers")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     peak_before = matmul_flops(args.threads)
