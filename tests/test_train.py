@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from synthscale.errors import ConfigError, InputError, RunError
 from synthscale.model import Llama, ModelConfig, param_counts
 from synthscale.train import CosineSchedule, TrainConfig, load_model, read_checkpoint_metadata, train
+from synthscale.train.config import have_cpp_compiler
 
 VOCAB, SEQ = 64, 16
 
@@ -110,6 +111,7 @@ def test_compile_auto_compiles_on_cuda_and_on_cpu_only_for_long_runs(monkeypatch
     assert not long.resolved_compile(flops_per_token)
 
 
+@pytest.mark.skipif(not have_cpp_compiler(), reason="inductor needs a C++ compiler for CPU kernels")
 def test_a_compiled_run_follows_the_eager_loss_curve(tmp_path):
     cfg = dict(tokens=6 * 8 * SEQ, log_every=1)
     eager = train(model_cfg(), train_cfg(**cfg, compile=False), repetitive_batches(8), tmp_path / "e", progress=False)
