@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -49,6 +51,31 @@ def test_two_processes_give_the_loss_curve_of_one_with_the_same_global_batch(run
         torch.testing.assert_close(wb[k], wa[k], rtol=1e-4, atol=1e-5)
     request = json.loads((runs.root / parallel / "train_request.json").read_text())
     assert request["train_config"]["parallel"] == parallel
+
+
+def test_fsdp_ranks_continue_from_hf_weights_like_one_process(runs):
+    """Under FSDP the model is built on the meta device and each rank loads only its shards of the HF weights."""
+    from synthscale.model.hf import _hf_tensors, _save_safetensors, hf_config
+    from synthscale.model.llama import ModelConfig
+    from synthscale.train import read_checkpoint_metadata
+
+    checkpoint = runs.reference["checkpoint"]
+    cfg = ModelConfig.from_dict(json.loads(read_checkpoint_metadata(checkpoint)["model_config"]))
+    folder = runs.root / "hf"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(hf_config(cfg)))
+    _save_safetensors(_hf_tensors(Path(checkpoint), cfg), folder / "model.safetensors")
+    kw = dict(init_from_hf=str(folder), tokens=6 * 8 * 32, checkpoint_every=0)
+    one = runs("hf_one", nproc=1, **kw)
+    two = runs("hf_fsdp", nproc=2, parallel="fsdp", **kw)
+    assert two["world_size"] == 2
+    a, b = curve(runs.root / "hf_one"), curve(runs.root / "hf_fsdp")
+    assert len(a) == len(b) > 0
+    for (_, _, loss1, _, gn1), (_, _, loss2, _, gn2) in zip(a, b):
+        assert loss2 == pytest.approx(loss1, rel=1e-5) and gn2 == pytest.approx(gn1, rel=1e-4)
+    fresh = curve(runs.root / "one")
+    assert a[0][2] < fresh[0][2] - 0.5  # it started from the trained weights, not from scratch
+    assert one["final_loss"] == pytest.approx(two["final_loss"], rel=1e-5)
 
 
 def test_each_rank_takes_its_contiguous_slice_of_the_global_batch():

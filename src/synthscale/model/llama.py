@@ -101,6 +101,21 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos + rotated * sin
 
 
+def copy_full_(param: torch.Tensor, full: torch.Tensor) -> None:
+    """Copy the full tensor ``full`` into ``param``, or into this rank's shard when ``param`` is a DTensor.
+
+    Every rank passes the same full tensor, so the shard is cut locally (no communication).
+    """
+    if torch.distributed.is_available():
+        from torch.distributed.tensor import DTensor, distribute_tensor
+
+        if isinstance(param, DTensor):
+            shard = distribute_tensor(full.to(param.device), param.device_mesh, param.placements, src_data_rank=None)
+            param.to_local().copy_(shard.to_local())
+            return
+    param.copy_(full)
+
+
 class Attention(nn.Module):
     """Causal grouped-query self-attention with RoPE."""
 
@@ -260,22 +275,43 @@ class Llama(nn.Module):
 
     @torch.no_grad()
     def init_weights(self, seed: int) -> None:
-        """Normal(0, init_std) weights, residual projections scaled, norms at 1.
+        """Normal(0, init_std) weights, residual projections scaled, norms at 1; RoPE tables.
 
         Drawn on CPU from a private generator in parameter order, so the result depends
-        only on (cfg, seed), not on the global RNG or the device. A model built on the
-        meta device is left uninitialised (call this after ``to_empty``).
+        only on (cfg, seed), not on the global RNG, the device or the sharding: a model
+        whose parameters are FSDP2-sharded DTensors gets this rank's shard of the same
+        weights. A model built on the meta device is left uninitialised (call this after
+        ``to_empty``).
         """
         if any(p.is_meta for p in self.parameters()):
             return
+        cos, sin = rope_tables(self.cfg.head_dim, self.cfg.max_seq_len, self.cfg.rope_theta)
+        self.rope_cos.copy_(cos)
+        self.rope_sin.copy_(sin)
         gen = torch.Generator(device="cpu").manual_seed(seed)
         residual_std = self.cfg.init_std / math.sqrt(2 * self.cfg.n_layers)
         for name, p in self.named_parameters():  # a tied weight is listed once
             if p.ndim == 1:
-                p.fill_(1.0)
+                copy_full_(p, torch.ones(p.shape))
                 continue
             std = residual_std if name.endswith(RESIDUAL_PROJECTIONS) else self.cfg.init_std
-            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float32).mul_(std))
+            copy_full_(p, torch.randn(p.shape, generator=gen, dtype=torch.float32).mul_(std))
+
+    @torch.no_grad()
+    def load_full_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Load full (unsharded) tensors by parameter name, into this rank's shards when sharded.
+
+        ``load_state_dict`` for models whose parameters may be FSDP2 DTensors; the keys must
+        be the parameter names (ValueError naming the difference otherwise).
+        """
+        params = dict(self.named_parameters())
+        if self.cfg.tie_embeddings:  # the head is the embedding; a state dict may list it twice
+            weights = {k: v for k, v in weights.items() if k != "lm_head.weight"}
+        if set(weights) != set(params):
+            missing, unexpected = sorted(set(params) - set(weights)), sorted(set(weights) - set(params))
+            raise ValueError(f"weights do not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        for name, p in params.items():
+            copy_full_(p, weights[name])
 
     def forward(
         self, tokens: torch.Tensor, targets: torch.Tensor | None = None, return_logits: bool = True

@@ -123,12 +123,17 @@ class _Run:
                  eval_fn: EvalFn | None):
         self.model_cfg, self.cfg, self.run_dir, self.ctx, self.eval_fn = model_cfg, cfg, run_dir, ctx, eval_fn
         seed_everything(cfg.seed)
-        self.model = build_model(model_cfg, cfg).to(ctx.device)
+        sharded = ctx.distributed and cfg.parallel == "fsdp"
+        # FSDP: shapes only until the model is sharded, so no rank ever holds all the weights
+        self.model = build_model(model_cfg, cfg, device=torch.device("meta") if sharded else ctx.device)
         self.model.train()
         self.compiled = cfg.resolved_compile(train_flops_per_token(model_cfg, cfg.seq_len))
         if self.compiled:
             self.model.compile_for_training()
         self.module = distributed.wrap(self.model, ctx, cfg)
+        if sharded:
+            self.model.to_empty(device=ctx.device)
+            init_weights(self.model, cfg)
         self.optimizer = build_optimizer(self.model, cfg, fused=None if cfg.parallel == "ddp" else False)
         self.schedule = make_schedule(cfg, cfg.steps)
         # budget -> the step (steps done) where its decay branch forks off
@@ -287,20 +292,44 @@ class _Run:
         return summary
 
 
-def build_model(model_cfg: ModelConfig, cfg: TrainConfig) -> Llama:
-    """A fresh Llama(model_cfg, seed), or one holding the weights of ``cfg.init_from_hf``."""
-    model = Llama(model_cfg, seed=cfg.seed)
-    if cfg.init_from_hf is None:
-        return model
-    from synthscale.model.hf import load_hf_weights
+def build_model(model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device | str = "cpu") -> Llama:
+    """Llama(model_cfg) on ``device`` with fresh weights (seed ``cfg.seed``) or those of ``cfg.init_from_hf``.
 
-    hf_cfg, weights = load_hf_weights(cfg.init_from_hf)
+    On the meta device the model has shapes only (for FSDP, which shards it first):
+    ``to_empty`` it, then ``init_weights(model, cfg)``.
+    """
+    if cfg.init_from_hf is not None:
+        check_hf_shape(model_cfg, cfg)  # fail before anything is built or read
+    if torch.device(device).type == "meta":
+        with torch.device("meta"):
+            return Llama(model_cfg, seed=cfg.seed)
+    model = Llama(model_cfg, seed=cfg.seed)  # weights drawn on CPU, then moved
+    if cfg.init_from_hf is not None:
+        init_weights(model, cfg)
+    return model.to(device)
+
+
+def init_weights(model: Llama, cfg: TrainConfig) -> None:
+    """Put fresh weights (seed ``cfg.seed``) or those of ``cfg.init_from_hf`` into a built, maybe sharded, model."""
+    model.init_weights(cfg.seed)  # also the RoPE tables, which a model built on the meta device lacks
+    if cfg.init_from_hf is not None:
+        from synthscale.model.hf import load_hf_weights
+
+        try:
+            model.load_full_weights(load_hf_weights(cfg.init_from_hf)[1])
+        except ValueError as e:
+            raise InputError(str(e), path=str(cfg.init_from_hf)) from None
+
+
+def check_hf_shape(model_cfg: ModelConfig, cfg: TrainConfig) -> None:
+    """ConfigError unless the HF folder ``cfg.init_from_hf`` has the model shape ``model_cfg``."""
+    from synthscale.model.hf import import_hf_config
+
+    hf_cfg = import_hf_config(cfg.init_from_hf)
     if hf_cfg != model_cfg:
         diff = [k for k, v in hf_cfg.to_dict().items() if model_cfg.to_dict()[k] != v]
         raise ConfigError(f"TrainConfig.init_from_hf: {cfg.init_from_hf} has another model shape "
                           f"(differs in {', '.join(diff)}); use import_hf_config() for the run's model config")
-    model.load_state_dict(weights)
-    return model
 
 
 def make_schedule(cfg: TrainConfig, total_steps: int) -> Schedule:
