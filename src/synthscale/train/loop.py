@@ -124,7 +124,7 @@ class _Run:
         self.model_cfg, self.cfg, self.run_dir, self.ctx, self.eval_fn = model_cfg, cfg, run_dir, ctx, eval_fn
         seed_everything(cfg.seed)
         sharded = ctx.distributed and cfg.parallel == "fsdp"
-        # FSDP: shapes only until the model is sharded, so no rank ever holds all the weights
+        # FSDP: shapes only until the model is sharded, then each rank fills in its shards
         self.model = build_model(model_cfg, cfg, device=torch.device("meta") if sharded else ctx.device)
         self.model.train()
         self.compiled = cfg.resolved_compile(train_flops_per_token(model_cfg, cfg.seq_len))
@@ -305,7 +305,7 @@ def build_model(model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device |
             return Llama(model_cfg, seed=cfg.seed)
     model = Llama(model_cfg, seed=cfg.seed)  # weights drawn on CPU, then moved
     if cfg.init_from_hf is not None:
-        init_weights(model, cfg)
+        _load_hf_weights(model, cfg.init_from_hf)
     return model.to(device)
 
 
@@ -313,12 +313,16 @@ def init_weights(model: Llama, cfg: TrainConfig) -> None:
     """Put fresh weights (seed ``cfg.seed``) or those of ``cfg.init_from_hf`` into a built, maybe sharded, model."""
     model.init_weights(cfg.seed)  # also the RoPE tables, which a model built on the meta device lacks
     if cfg.init_from_hf is not None:
-        from synthscale.model.hf import load_hf_weights
+        _load_hf_weights(model, cfg.init_from_hf)
 
-        try:
-            model.load_full_weights(load_hf_weights(cfg.init_from_hf)[1])
-        except ValueError as e:
-            raise InputError(str(e), path=str(cfg.init_from_hf)) from None
+
+def _load_hf_weights(model: Llama, folder: str) -> None:
+    from synthscale.model.hf import load_hf_weights
+
+    try:
+        model.load_full_weights(load_hf_weights(folder)[1])
+    except ValueError as e:
+        raise InputError(str(e), path=str(folder)) from None
 
 
 def check_hf_shape(model_cfg: ModelConfig, cfg: TrainConfig) -> None:
