@@ -193,7 +193,7 @@ class TrainConfig:
 
         On CUDA always. On CPU when the run is long enough to earn back the compile
         (~20 s cold on 2 cores, a few seconds from the on-disk inductor cache) from the
-        10-20% faster steps it gives (docs/training.md): when the run would take at least
+        up to ~15% faster steps it gives (docs/training.md): when the run would take at least
         CPU_COMPILE_MIN_SECONDS eager, estimated at CPU_EAGER_FLOPS_PER_THREAD, and a C++
         compiler for inductor is on the PATH.
         """
