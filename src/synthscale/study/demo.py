@@ -39,6 +39,9 @@ class DemoProfile:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# toyworld's synthetic kinds: hq and qa rewrite natural documents, textbook is written from topics
+TOYWORLD_STYLES = {"hq": "rephrase", "qa": "rephrase", "textbook": "generate"}
+
 # Sizes were chosen from measured CPU throughput (benchmarks/train_throughput.py): one
 # process per core with one torch thread each; cpu-nano ~15-20k tokens/s, cpu-micro
 # ~5-8k tokens/s per process at these batch sizes. Each budget is its own run.
@@ -61,16 +64,39 @@ PROFILES: dict[str, DemoProfile] = {
 }
 
 
-def demo_spec(profile: DemoProfile, corpora, seed: int) -> dict[str, Any]:
-    """The study spec (as a mapping) the demo runs on the toyworld corpora."""
+def _spec_path_text(path: Path, base: Path | None) -> str:
+    """``path`` as written into a spec that lives in folder ``base``.
+
+    A study spec's paths are read relative to the spec's own folder (see ``load_spec``),
+    not to the current folder. With ``base``, a path under it is written relative to it
+    (so the folder can be moved as a whole); otherwise the path is written absolute.
+    """
+    path = Path(path).absolute()
+    if base is not None:
+        try:
+            return path.relative_to(Path(base).absolute()).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
+def demo_spec(profile: DemoProfile, corpora, seed: int, base: Path | None = None) -> dict[str, Any]:
+    """The study spec (as a mapping) the demo runs on the toyworld corpora.
+
+    ``base`` is the folder the spec will be written into: corpus paths under it are
+    written relative to it; all others (and all, without ``base``) absolute.
+    """
+    def where(path: Path) -> str:
+        return _spec_path_text(path, base)
+
     return {
         "name": "toyworld_demo",
         "seed": seed,
         "corpora": {
-            "natural": str(corpora.natural),
-            "synthetic": {k: str(corpora.synthetic[k]) for k in profile.kinds},
+            "natural": where(corpora.natural),
+            "synthetic": {k: {"path": where(corpora.synthetic[k]), "style": TOYWORLD_STYLES[k]} for k in profile.kinds},
         },
-        "eval": {d: str(p) for d, p in sorted(corpora.eval.items())},
+        "eval": {d: where(p) for d, p in sorted(corpora.eval.items())},
         "tokenizer": {"vocab_size": profile.vocab_size},
         "recipes": [{"kind": "natural"}] + [{"kind": k, "ratios": list(profile.ratios)} for k in profile.kinds],
         "models": list(profile.models),
@@ -85,17 +111,36 @@ def demo_spec(profile: DemoProfile, corpora, seed: int) -> dict[str, Any]:
     }
 
 
-def run_demo(out: str | Path, profile: str = "default", seed: int = 0, progress: bool = True) -> StudyOutcome:
-    """Build toyworld under OUT/toyworld, write OUT/study.yaml, run it into OUT/study."""
-    from ..toyworld import ToyworldConfig, build_toyworld
-
+def _profile(profile: str) -> DemoProfile:
     if profile not in PROFILES:
         raise ConfigError(f"--profile: unknown profile '{profile}' (choose from {', '.join(PROFILES)})")
-    prof = PROFILES[profile]
+    return PROFILES[profile]
+
+
+def write_demo_spec(out: str | Path, corpora, profile: str = "default", seed: int = 0) -> Path:
+    """Write OUT/study.yaml for the toyworld ``corpora`` (built under OUT); return its path.
+
+    Corpus paths are written relative to OUT (the spec's folder, which is what
+    ``load_spec`` resolves them against), whatever the current folder, so OUT can be moved.
+    """
+    prof = _profile(profile)
+    out = Path(out)
+    spec_path = out / "study.yaml"
+    text = yaml.safe_dump(demo_spec(prof, corpora, seed, base=out), sort_keys=False)
+    atomic_write_text(spec_path, f"# written by `synthscale demo --profile {profile} --seed {seed}`\n" + text)
+    return spec_path
+
+
+def run_demo(out: str | Path, profile: str = "default", seed: int = 0, progress: bool = True) -> StudyOutcome:
+    """Build toyworld under OUT/toyworld, write OUT/study.yaml, run it into OUT/study.
+
+    A relative OUT is taken from the current folder (like any CLI path); the study folder
+    OUT/study is passed to the runner directly, not through the spec.
+    """
+    from ..toyworld import ToyworldConfig, build_toyworld
+
+    prof = _profile(profile)
     out = Path(out)
     corpora = build_toyworld(out / "toyworld", ToyworldConfig.preset(seed=seed, **prof.toyworld))
-    spec_path = out / "study.yaml"
-    text = yaml.safe_dump(demo_spec(prof, corpora, seed), sort_keys=False)
-    atomic_write_text(spec_path, f"# written by `synthscale demo --profile {profile} --seed {seed}`\n" + text)
-    spec, _ = load_spec(spec_path)
+    spec, _ = load_spec(write_demo_spec(out, corpora, profile, seed))
     return run_study(spec, out / "study", progress=progress)
