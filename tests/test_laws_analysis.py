@@ -77,7 +77,8 @@ def test_lower_floor_gives_infinite_speedup_flag(analysis):
     far = [
         s for s in analysis["speedups"] if s["recipe"] == "qa@0.333" and s["tokens"] == pytest.approx(2 * BUDGETS[-1])
     ]
-    assert far and (far[0]["infinite"] or far[0]["speedup"] > 1)
+    assert far and far[0]["speedup"] is None and far[0]["bound"]["op"] == ">" and far[0]["bound"]["value"] > 1
+    assert "natural" in far[0]["note"] and far[0]["status"] == "bound"
 
 
 def test_best_ratio_from_grid_and_law(analysis):
@@ -99,7 +100,10 @@ def test_failing_recipe_and_bad_runs_are_recorded_not_fatal():
     failed = [f for f in out["fits"] if f["recipe"] == "qa@1"][0]
     assert failed["params"] is None and "too few distinct points" in failed["error"]
     assert any("hq@1" in w for w in out["warnings"])
-    assert not [s for s in out["speedups"] if s["recipe"] == "qa@1"]
+    assert failed["verdict"] == "unusable" and "too few distinct points" in failed["reasons"][0]
+    no_law = [s for s in out["speedups"] if s["recipe"] == "qa@1"]
+    assert len(no_law) == 2 and all(s["status"] == "no law" and s["speedup"] is None for s in no_law)
+    assert all(s["note"].startswith("no law: this recipe: too few distinct points") for s in no_law)
 
 
 def test_deterministic_by_seed_and_written_atomically(tmp_path):

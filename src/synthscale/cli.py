@@ -163,22 +163,45 @@ def report(
 def fit(
     input: Path = typer.Option(..., "--input", help="A table (.csv or .parquet), ours or anyone's."),
     form: str = typer.Option("data", "--form", help="data: E + B*D^-beta; model: E + A*N^-alpha; "
-                             "chinchilla: E + A*N^-alpha + B*D^-beta; ratio: L(N, D, r) (see docs/laws.md)."),
-    col: List[str] = typer.Option([], "--col", help="ROLE=COLUMN mapping, roles params, tokens, loss, ratio "
-                                  "(repeatable; defaults: params_nonembedding, tokens, loss, ratio)."),
+                             "chinchilla: E + A*N^-alpha + B*D^-beta; ratio: L(N, D, r), prints r* at every "
+                             "trained (N, D) next to the grid's best trained ratio (see docs/laws.md)."),
+    col: List[str] = typer.Option([], "--col", help="ROLE=COLUMN mapping, roles params, tokens, loss, ratio, run "
+                                  "(repeatable). Defaults: params = a non-embedding column (N_no_emb, "
+                                  "params_nonembedding, non_embedding_params, ...) when the table has one, else "
+                                  "params, params_N, N; tokens, tokens_D, D; loss, final_val_loss, val_loss; ratio, r."),
+    where: List[str] = typer.Option([], "--where", help="COL=VALUE: keep only these rows (repeatable; numbers "
+                                    "compared as numbers), e.g. --where params_N=2.81e9 --where domain=web."),
+    group_by: List[str] = typer.Option([], "--group-by", help="COL: fit each group of this column on its own "
+                                       "(repeatable), e.g. --group-by params_N for one data law per model size."),
     bootstrap: int = typer.Option(0, "--bootstrap", help="Bootstrap resamples for 95% intervals (0: none)."),
     holdout: Optional[str] = typer.Option(None, "--holdout", help="'largest': fit without the largest budget/size, "
                                           "predict it and report the relative error."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
-    as_json: bool = typer.Option(False, "--json", help="Print the fit as JSON (form, n_points, objective, params)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the fit as JSON (form, verdict, reasons, n_points, "
+                                 "objective, params, columns, best_ratio; with --group-by {\"groups\": [...]})."),
 ) -> None:
     """Fit a scaling law (Huber on log loss, L-BFGS-B from a grid of starts) to any table.
 
-    Example: synthscale fit --input runs.csv --form chinchilla --col params=N --col tokens=D --col loss=L --bootstrap 200 --json
+    Prints the verdict (ok / weak / unusable, with reasons) and the column
+    used for each variable (params: a non-embedding column when there is one).
+    A table holding groups the form does not model (several model sizes for
+    --form data, token budgets for --form model, eval domains, mixtures)
+    stops with an error that lists them: keep one group with --where, or fit
+    each with --group-by. --form ratio prints r* at every trained (N, D),
+    only inside the trained ratios, next to the grid's best trained ratio.
+
+    Examples:
+      synthscale fit --input runs.csv --form chinchilla --col params=N
+        --col tokens=D --col loss=L --bootstrap 200 --json
+      synthscale fit --input runs.csv --form data --where params_N=2.81e9
+      synthscale fit --input runs.csv --form data --group-by params_N
+      synthscale fit --input results.csv --form ratio --where kind=hq
+        --bootstrap 200
     """
     from .laws import fit_table, parse_col_options, summarize_fit
 
-    result = fit_table(str(input), form, parse_col_options(col), bootstrap, holdout, seed)
+    result = fit_table(str(input), form, parse_col_options(col), bootstrap, holdout, seed,
+                       where=where, group_by=group_by)
     typer.echo(json.dumps(result, indent=2, sort_keys=True) if as_json else summarize_fit(result))
 
 

@@ -26,8 +26,9 @@ from synthscale._io import write_json
 from synthscale.errors import InputError, SynthscaleError
 from synthscale.laws._json import finite_or_none, json_ready
 from synthscale.laws.fit import CI_LEVEL, FitError, FitOptions, LawData, LawFit, fit_laws
-from synthscale.laws.ratio import best_ratio_from_grid, best_ratio_from_law
-from synthscale.laws.speedup import Estimate, compute_inclusive, speedup_at_tokens
+from synthscale.laws.ratio import best_ratio_from_grid, judged_best_ratio
+from synthscale.laws.speedup import MAX_EXTRAPOLATION, SPEEDUP_RANGE, bounded_speedup, compute_factor, speedup_at_tokens
+from synthscale.laws.verdict import OK, UNUSABLE, WEAK, unusable
 
 REQUIRED_COLUMNS = ("recipe", "kind", "ratio", "model", "tokens", "domain", "loss", "run_id")
 NATURAL = "natural"
@@ -70,6 +71,7 @@ def analyze_results(
     bootstrap: int = 200,
     seed: int = 0,
     generator_flops: float | Mapping[str, float] | None = None,
+    max_extrapolation: float = MAX_EXTRAPOLATION,
     progress: bool = False,
 ) -> dict:
     """The analysis.json structure (docs/contracts.md) for a results table.
@@ -77,18 +79,22 @@ def analyze_results(
     ``generator_flops`` is the generator's FLOPs per synthetic token: one number for all,
     or a mapping looked up by recipe, then generator name, then kind (see
     ``speedup.generator_flops_per_token``). Without it the compute-inclusive speedup is null.
+    ``max_extrapolation``: how far beyond natural's trained budgets its law is read before a
+    speedup is reported as a bound (speedup.bounded_speedup).
     """
+    if not max_extrapolation >= 1:
+        raise InputError(f"max_extrapolation={max_extrapolation!r}: expected a factor >= 1", path="analysis")
     rows, warnings = _metric_rows(results_df, metric_domain)
     with _progress(progress, 3) as advance:
-        fit_entries, fits = _fit_recipes(_recipe_groups(rows), bootstrap, seed)
+        fit_entries, fits, verdicts = _fit_recipes(_recipe_groups(rows), bootstrap, seed)
         advance("recipe laws")
         ratio_entries, best_entries = _best_ratios(rows, bootstrap, seed)
         advance("ratio laws")
-        speedups = _all_speedups(fits, rows, generator_flops)
+        speedups = _all_speedups(fits, verdicts, rows, generator_flops, max_extrapolation)
         advance("speedups")
     analysis = {
         "metric": metric_domain,
-        "conventions": _conventions(rows, bootstrap, seed),
+        "conventions": _conventions(rows, bootstrap, seed, max_extrapolation),
         "fits": fit_entries,
         "speedups": speedups,
         "best_ratio": best_entries,
@@ -136,9 +142,12 @@ def _recipe_groups(rows: pd.DataFrame) -> list[tuple[RecipeKey, pd.DataFrame]]:
     return out
 
 
-def _fit_recipes(groups, bootstrap: int, seed: int) -> tuple[list[dict], dict[RecipeKey, LawFit]]:
-    """Data-law fit entries for every (recipe, generator, model), fitted as one batch."""
-    entries, datasets, keys = [], [], []
+def _fit_recipes(groups, bootstrap: int, seed: int) -> tuple[list[dict], dict[RecipeKey, LawFit], dict]:
+    """Data-law fit entries for every (recipe, generator, model), fitted as one batch.
+
+    Returns the entries, the fitted laws, and every key's Verdict (unusable with the
+    error for a law that could not be fitted)."""
+    entries, datasets, keys, verdicts = [], [], [], {}
     for key, frame in groups:
         base = {
             **key.fields(),
@@ -156,6 +165,7 @@ def _fit_recipes(groups, bootstrap: int, seed: int) -> tuple[list[dict], dict[Re
             keys.append((key, base))
         except SynthscaleError as err:
             base.update(_failed(err))
+            verdicts[key] = unusable(_short_error(err))
     results = fit_laws(
         datasets, "data", bootstrap=bootstrap, seeds=[derived_seed(seed, k.label()) for k, _ in keys], holdout="largest"
     )
@@ -163,72 +173,115 @@ def _fit_recipes(groups, bootstrap: int, seed: int) -> tuple[list[dict], dict[Re
     for (key, entry), result in zip(keys, results):
         if isinstance(result, FitError):
             entry.update(_failed(result))
+            verdicts[key] = unusable(_short_error(result))
             continue
         fits[key] = result
+        verdicts[key] = result.verdict
         entry.update(_fit_fields(result))
-    return entries, fits
+    return entries, fits, verdicts
 
 
 def _fit_fields(fit: LawFit) -> dict:
     summary = fit.to_dict()
     return {
+        "verdict": summary["verdict"],
+        "reasons": summary["reasons"],
         "params": summary["params"],
         "objective": fit.objective,
         "converged": fit.converged,
         "message": fit.message,
         "bootstrap": summary["bootstrap"],
+        "ci_note": ci_note(fit),
         "holdout": fit.holdout,
     }
 
 
+def ci_note(fit: LawFit) -> str | None:
+    """Why a fit has no bootstrap intervals, and what would give them (None when it has them)."""
+    if fit.boot_thetas is None:
+        return "no bootstrap was run (analysis.bootstrap = 0); set it to 200 or more for intervals"
+    if fit.valid_boot_thetas() is not None:
+        return None
+    return (f"only {fit.n_boot_valid} of {len(fit.boot_thetas)} resamples of the runs could be refitted "
+            f"(a resample that drops a budget the law needs cannot be fitted); more budgets or 2+ seeds "
+            f"per condition give an interval")
+
+
 def _failed(err: Exception) -> dict:
-    return {"params": None, "objective": None, "converged": False, "error": str(err)}
+    return {
+        "verdict": UNUSABLE,
+        "reasons": [_short_error(err)],
+        "params": None,
+        "objective": None,
+        "converged": False,
+        "error": str(err),
+    }
 
 
-def _all_speedups(fits: dict[RecipeKey, LawFit], rows: pd.DataFrame, generator_flops) -> list[dict]:
-    naturals = {k.model: f for k, f in fits.items() if k.recipe == NATURAL}
+def _short_error(err: Exception) -> str:
+    """An error as a reason: without the 'recipe X model Y: ' source prefix."""
+    text = str(err)
+    return text.split(": ", 1)[1] if text.startswith("recipe ") and ": " in text else text
+
+
+def _all_speedups(
+    fits: dict[RecipeKey, LawFit], verdicts: dict, rows: pd.DataFrame, generator_flops, max_extrapolation: float
+) -> list[dict]:
+    """Speedup rows of every synthetic recipe over natural of the same model.
+
+    Only ok and weak laws give numbers; a recipe whose own or natural's law is unusable
+    gets one row per trained budget with ``status: "no law"`` and the reason."""
+    naturals = {k.model: k for k in verdicts if k.recipe == NATURAL}
     out = []
-    for key, fit in fits.items():
+    for key in sorted(verdicts, key=lambda k: (k.model, k.recipe, k.generator or "")):
         if key.recipe == NATURAL or key.model not in naturals:
             continue
         frame = rows[(rows["recipe"] == key.recipe) & (rows["model"] == key.model)]
         if key.generator is not None:
             frame = frame[frame["generator"] == key.generator]
+        trained = np.unique(frame["tokens"].to_numpy(dtype=float))
+        nat_key = naturals[key.model]
+        problems = [f"{who}: {'; '.join(verdicts[k].blocking)}" for who, k in (("this recipe", key), ("natural", nat_key))
+                    if not verdicts[k].usable]
+        if problems:
+            for tokens in trained:
+                out.append({**key.fields(), "tokens": float(tokens), "trained": True, "loss": None,
+                            "status": "no law", "note": "no law: " + " | ".join(problems), "speedup": None,
+                            "bound": None, "ci": None, "ci_bounds": None, "speedup_compute": None,
+                            "ci_compute": None, "law_verdict": UNUSABLE})
+            continue
+        fit, natural = fits[key], fits[nat_key]
+        law_verdict = WEAK if WEAK in (verdicts[key].verdict, verdicts[nat_key].verdict) else OK
         flops = _train_flops_per_token(rows[rows["model"] == key.model])
         gen = _lookup_generator_flops(generator_flops, key)
         corpus = _synthetic_corpus_tokens(frame, key.ratio)
-        trained = np.unique(frame["tokens"].to_numpy(dtype=float))
         for tokens in _budget_grid(trained):
-            est = speedup_at_tokens(fit, naturals[key.model], tokens)
+            est = speedup_at_tokens(fit, natural, tokens)
+            fields = bounded_speedup(est, tokens, natural.ranges["tokens"], max_extrapolation)
             row = {
                 **key.fields(),
                 "tokens": tokens,
                 "trained": bool(np.isclose(trained, tokens, rtol=1e-9).any()),
                 "loss": float(fit.predict(tokens=tokens)[0]),
-                **_speedup_fields(est),
+                "status": "bound" if fields["bound"] is not None else ("ok" if fields["speedup"] is not None
+                                                                       else "no value"),
+                **fields,
+                "law_verdict": law_verdict,
+                "ci_note": ci_note(fit) or ci_note(natural),
             }
-            compute = None
+            factor = None
             if flops is not None and gen is not None:
                 generated = 1.0 if corpus is None or key.ratio == 0 else min(1.0, corpus / (key.ratio * tokens))
-                compute = compute_inclusive(
-                    est,
-                    ratio=key.ratio,
-                    train_flops_per_token=flops[0],
-                    generator_flops_per_token=gen,
-                    generated_fraction=generated,
-                )
-            row["speedup_compute"] = None if compute is None else finite_or_none(compute.value)
-            row["ci_compute"] = (
-                None if compute is None or compute.ci is None else [finite_or_none(v) for v in compute.ci]
-            )
+                factor = compute_factor(ratio=key.ratio, train_flops_per_token=flops[0],
+                                        generator_flops_per_token=gen, generated_fraction=generated)
+            row["speedup_compute"] = None if factor is None or row["speedup"] is None else row["speedup"] * factor
+            row["bound_compute"] = (None if factor is None or row["bound"] is None
+                                    else {"op": row["bound"]["op"], "value": row["bound"]["value"] * factor})
+            row["ci_compute"] = (None if factor is None or row["ci"] is None
+                                 else [None if v is None else v * factor for v in row["ci"]])
             row["flops"] = None if flops is None else flops[1]
             out.append(row)
     return out
-
-
-def _speedup_fields(est: Estimate) -> dict:
-    fields = est.to_dict()
-    return {"speedup": fields.pop("value"), **fields}
 
 
 def _budget_grid(trained: np.ndarray) -> list[float]:
@@ -270,15 +323,34 @@ def _best_ratios(rows: pd.DataFrame, bootstrap: int, seed: int) -> tuple[list[di
                 "tokens": float(tokens),
                 "ratio_grid": r_grid,
                 "ci_grid": ci_grid,
+                "ci_grid_note": None if ci_grid is not None else (
+                    "no bootstrap was run (analysis.bootstrap = 0)" if bootstrap <= 0
+                    else "one run per ratio at this budget: train 2+ seeds per condition for an interval"),
                 "ratios": sorted(map(float, cells["ratio"].unique())),
                 "ratio_fit": None,
                 "ci": None,
             }
-            if law is not None:
-                est = best_ratio_from_law(law, float(tokens))
-                best.update(ratio_fit=est.value, ci=None if est.ci is None else list(est.ci))
+            if entry is not None:
+                best.update(_fitted_ratio(law, entry, float(tokens), r_grid, best["ratios"]))
             best_entries.append(best)
     return law_entries, best_entries
+
+
+def _fitted_ratio(law: LawFit | None, entry: dict, tokens: float, grid_best: float, ratios: list[float]) -> dict:
+    """r* of a kind's ratio law at one budget, by the rules of ``ratio.judged_best_ratio``
+    (only from an ok or weak law, a bound at or beyond the trained ratios, agreement with
+    the grid's best ratio)."""
+    if law is None:
+        return {"ratio_fit": None, "ci": None, "ratio_fit_note": "no law: " + entry.get("error", "no ratio law")}
+    judged = judged_best_ratio(law, tokens, ratios, grid_best, reasons=list(law.verdict.blocking))
+    return {
+        "ratio_fit": judged["value"],
+        "ratio_fit_bound": judged["bound"],
+        "ci": judged["ci"],
+        "ratio_fit_verdict": judged["verdict"],
+        "agrees_with_grid": judged["agrees"],
+        "ratio_fit_note": judged["note"],
+    }
 
 
 def _fit_ratio_laws(cases, bootstrap: int, seed: int) -> dict:
@@ -352,7 +424,7 @@ def _synthetic_corpus_tokens(frame: pd.DataFrame, ratio: float) -> float | None:
     return float(sizes.median()) if len(sizes) else None
 
 
-def _conventions(rows: pd.DataFrame, bootstrap: int, seed: int) -> dict:
+def _conventions(rows: pd.DataFrame, bootstrap: int, seed: int, max_extrapolation: float) -> dict:
     flops = {model: _train_flops_per_token(frame) for model, frame in rows.groupby("model")}
     return {
         "law": "L(D) = E + B * D^-beta per recipe and model; ratio law L(D, r) per kind and model",
@@ -368,6 +440,11 @@ def _conventions(rows: pd.DataFrame, bootstrap: int, seed: int) -> dict:
         "flops": {m: None if f is None else {"per_token": f[0], "convention": f[1]} for m, f in flops.items()},
         "speedup": "D_nat(L_X(D)) / D; extrapolated: D outside the recipe's trained budgets; "
         "natural_extrapolated: D_nat outside natural's trained budgets",
+        "verdicts": "every law is ok, weak or unusable by the rules of docs/laws.md (Verdicts); speedups, "
+        "best ratios and findings use only ok and weak laws",
+        "max_extrapolation": max_extrapolation,
+        "bounds": f"a speedup whose natural-token figure lies beyond {max_extrapolation:g}x natural's trained "
+        f"budgets, or outside [{SPEEDUP_RANGE[0]:g}, {SPEEDUP_RANGE[1]:g}], is reported as a bound",
         "compute_speedup": "speedup * f / (f + g * r * generated_fraction), f = training FLOPs/token, "
         "g = generator FLOPs per synthetic token",
     }

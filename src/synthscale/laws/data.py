@@ -50,7 +50,7 @@ class LawData:
                 i = int(np.flatnonzero(bad)[0])
                 col = self.columns.get(name, name)
                 want = "a ratio in [0, 1]" if name == "ratio" else "a positive finite number"
-                raise InputError(f"point {i}: column '{col}' = {values[i]!r}, expected {want}", path=self.source)
+                raise InputError(f"point {i}: column '{col}' = {float(values[i])!r}, expected {want}", path=self.source)
         for name in ("groups", "strata"):
             values = getattr(self, name)
             if values is not None and len(values) != n:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from synthscale.laws.data import FitError, LawData, check_identifiable, identifi
 from synthscale.laws.forms import Form, get_form
 from synthscale.laws.objective import LOSSES, REDUCTIONS, LogLossObjective, ProblemSet
 from synthscale.laws.optimize import minimize_problems, polish
+from synthscale.laws.verdict import Verdict, exponent_lower_bounds, judge_fit
 
 CI_LEVEL = 0.95
 E_FLOOR = 1e-6  # E is kept >= E_FLOOR * min(loss): a fit heading for E -> 0 stops there
@@ -58,6 +60,7 @@ class LawFit:
     columns: dict[str, str]
     boot_thetas: np.ndarray | None = None  # [B, P]; NaN rows: replicate not identifiable
     holdout: dict | None = None
+    verdict: Verdict | None = None  # whether the data support the law (laws/verdict.py)
 
     @property
     def params(self) -> dict[str, float]:
@@ -81,7 +84,8 @@ class LawFit:
         if boot is None:
             return None
         nat = self.form.natural(boot)
-        lo, hi = np.quantile(nat, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        method = "linear" if np.isfinite(nat).all() else "nearest"  # inf (overflowed B) kept by rank
+        lo, hi = np.quantile(nat, [(1 - level) / 2, (1 + level) / 2], axis=0, method=method)
         return {name: (float(a), float(b)) for name, a, b in zip(self.form.natural_names(), lo, hi)}
 
     def predict(self, **variables: float | np.ndarray) -> np.ndarray:
@@ -96,6 +100,7 @@ class LawFit:
         return json_ready(
             {
                 "form": self.form.name,
+                **(self.verdict.to_dict() if self.verdict else {}),
                 "variables": list(self.form.variables),
                 "columns": dict(self.columns),
                 "n_points": self.n_points,
@@ -207,7 +212,7 @@ def fit_laws(
             results[i] = FitError(f"{data.source}: no start reached a finite objective for the {form.name} law")
             continue
         best = polish(objectives[j], sol.theta[j], lower=lower[j], batch_converged=bool(sol.converged[j]))
-        results[i] = LawFit(
+        fit = LawFit(
             form=form,
             theta=best.theta,
             objective=best.objective,
@@ -223,6 +228,17 @@ def fit_laws(
             boot_thetas=None if boots is None else boots[j],
             holdout=reports[j],
         )
+        verdict = judge_fit(
+            form,
+            fit.theta,
+            data,
+            lower=lower[j],
+            converged=fit.converged,
+            message=fit.message,
+            holdout=fit.holdout,
+            intervals=fit.intervals(),
+        )
+        results[i] = dataclasses.replace(fit, verdict=verdict)
     return results
 
 
@@ -310,12 +326,13 @@ def _holdout_errors(held: LawData, form: Form, theta: np.ndarray) -> dict:
 
 
 def lower_bounds(data: LawData, form: Form) -> np.ndarray:
-    """Lower bounds on theta: only e >= log(E_FLOOR * min loss), for forms with a constant E.
+    """Lower bounds on theta: exponents >= EXPONENT_FLOOR (alpha, beta > 0 is part of the
+    fit, not only a check) and e >= log(E_FLOOR * min loss) for forms with a constant E.
 
-    Without it a law whose data show no floor drifts towards E = 0 for ever; with it the
-    fit stops where E no longer matters. The bound is far below any fitted E of real data.
+    Without the E bound a law whose data show no floor drifts towards E = 0 for ever; with
+    it the fit stops where E no longer matters. It is far below any fitted E of real data.
     """
-    lower = np.full(form.n_params, -np.inf)
+    lower = exponent_lower_bounds(form)
     if "e" in form.theta_names and "e_r1" not in form.theta_names:
         lower[form.theta_names.index("e")] = np.log(E_FLOOR * float(data.loss.min()))
     return lower

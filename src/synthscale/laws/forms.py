@@ -108,7 +108,8 @@ class Form:
     def natural(self, theta: np.ndarray) -> np.ndarray:
         """Natural-scale parameters (exp of a, b, e) in ``natural_names`` order; [.., P'] ."""
         theta = np.asarray(theta, dtype=float)
-        cols = [np.exp(theta[..., i]) if n in _NATURAL else theta[..., i] for i, n in enumerate(self.theta_names)]
+        with np.errstate(over="ignore"):  # a coefficient beyond float range is inf: judged downstream
+            cols = [np.exp(theta[..., i]) if n in _NATURAL else theta[..., i] for i, n in enumerate(self.theta_names)]
         if self.tied:
             cols.append(theta[..., self.theta_names.index("alpha")])
         return np.stack(cols, axis=-1)

@@ -96,7 +96,10 @@ class LogLossObjective:
             hi = min(n_rows, lo + step)
             w = weights if weights.ndim == 1 else weights[lo:hi]
             d = int(dataset[0]) if one_dataset else dataset[lo:hi]
-            f[lo:hi], g[lo:hi] = self._block(thetas[lo:hi], w, d)
+            # A trial point far out (overflowing, in the single-precision screening) gives a
+            # non-finite objective, which the optimisers reject: no warning needed.
+            with np.errstate(over="ignore", invalid="ignore"):
+                f[lo:hi], g[lo:hi] = self._block(thetas[lo:hi], w, d)
         return f, g
 
     def _block(self, x: np.ndarray, w: np.ndarray, d: int | np.ndarray):

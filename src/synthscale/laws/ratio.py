@@ -11,6 +11,7 @@ from synthscale.laws.forms import Form
 from synthscale.laws.speedup import Estimate, percentile_interval
 
 _GRID = np.linspace(0.0, 1.0, 1001)
+RATIO_EDGE = 0.01  # r* within this fraction of the trained ratio range (at least 1e-3) of its edge is a bound
 
 
 def argmin_ratio(form: Form, thetas: np.ndarray, tokens: float, params: float | None = None) -> np.ndarray:
@@ -68,3 +69,53 @@ def best_ratio_from_grid(
     picks = ratios[np.argmin(boot_means, axis=1)]
     lo, hi = np.quantile(picks, [(1 - CI_LEVEL) / 2, (1 + CI_LEVEL) / 2], method="nearest")
     return best, (float(lo), float(hi))
+
+
+def judged_best_ratio(
+    law: LawFit,
+    tokens: float,
+    trained_ratios,
+    grid_best: float | None,
+    params: float | None = None,
+    reasons: list[str] | None = None,
+) -> dict:
+    """r* of a ratio law at (params, tokens), within what the data support (JSON fields).
+
+    Only an ok or weak law gives r* (an unusable one: ``value`` null and a ``no law``
+    note). An r* at the edge of the trained ratios (within RATIO_EDGE of their range) or
+    beyond it is a ``bound`` ({"op": "<=" | ">=", "value": edge}) with ``value`` null: the
+    law's minimum lies there or further out. Interval ends are clipped to the trained
+    range (``ci_clipped``). ``agrees``: the trained ratio nearest r* (or, for a bound, the
+    edge) is the grid's best ratio, or the grid's best lies inside r*'s interval.
+    """
+    verdict = law.verdict.verdict if law.verdict is not None else "ok"
+    if verdict == "unusable":
+        why = "; ".join(reasons if reasons is not None else law.verdict.reasons) or "unusable law"
+        return {"value": None, "bound": None, "ci": None, "agrees": None, "verdict": verdict, "note": f"no law: {why}"}
+    ratios = np.unique(np.asarray(trained_ratios, dtype=float))
+    lo, hi = float(ratios.min()), float(ratios.max())
+    tol = max(1e-3, RATIO_EDGE * (hi - lo))
+    est = best_ratio_from_law(law, tokens, params)
+    bound = None
+    if est.value <= lo + tol:
+        bound = {"op": "<=", "value": lo}
+    elif est.value >= hi - tol:
+        bound = {"op": ">=", "value": hi}
+    ci = None if bound or est.ci is None else [float(c) for c in np.clip(est.ci, lo, hi)]
+    agrees = None
+    if grid_best is not None:
+        if bound:
+            agrees = bool(np.isclose(grid_best, bound["value"]))
+        else:
+            nearest = ratios[np.argmin(np.abs(ratios - est.value))]
+            agrees = bool(np.isclose(nearest, grid_best) or (ci is not None and ci[0] <= grid_best <= ci[1]))
+    return {
+        "value": None if bound else est.value,
+        "bound": bound,
+        "ci": ci,
+        "ci_clipped": ci is not None and ci != [float(c) for c in est.ci],
+        "extrapolated": est.extrapolated,
+        "verdict": verdict,
+        "agrees": agrees,
+        "note": "the law's minimum is at the edge of the trained ratios or beyond" if bound else None,
+    }

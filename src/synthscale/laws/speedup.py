@@ -23,6 +23,9 @@ from synthscale.errors import ConfigError
 from synthscale.laws._json import finite_or_none
 from synthscale.laws.fit import CI_LEVEL, LawFit
 
+MAX_EXTRAPOLATION = 4.0  # natural's law is read at most this factor beyond its trained budgets
+SPEEDUP_RANGE = (0.01, 100.0)  # a speedup outside this range is printed as a bound
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -118,6 +121,76 @@ def speedup_at_loss(
     )
 
 
+def bounded_speedup(
+    estimate: Estimate, tokens: float, natural_range: tuple[float, float], max_extrapolation: float = MAX_EXTRAPOLATION
+) -> dict:
+    """The JSON fields of a token speedup at budget ``tokens``, within what the data support.
+
+    The natural-token figure D_nat is trusted within ``max_extrapolation`` of natural's
+    trained budgets ``natural_range``, and the speedup within SPEEDUP_RANGE. Beyond either,
+    the value is reported as a bound: ``speedup`` null and ``bound`` {"op": ">" | "<",
+    "value": x}, with a ``note`` saying why; interval endpoints are clipped to the same
+    limits and marked in ``ci_bounds`` (">" / "<" / null per endpoint). A recipe whose loss
+    is below natural's fitted E (natural never gets there) is a ">" bound.
+    """
+    low = max(SPEEDUP_RANGE[0], natural_range[0] / max_extrapolation / tokens)
+    high = min(SPEEDUP_RANGE[1], natural_range[1] * max_extrapolation / tokens)
+    value = float(estimate.value)
+    bound, note = None, None
+    if estimate.infinite:
+        bound, note = {"op": ">", "value": high}, "natural never reaches this loss under its law (below its E)"
+    elif not np.isfinite(value):
+        note = "the law gives no natural-token figure here"
+    elif value > high:
+        bound = {"op": ">", "value": high}
+        note = (f"natural would need more than {max_extrapolation:g}x its largest trained budget"
+                if high < SPEEDUP_RANGE[1] else f"beyond {SPEEDUP_RANGE[1]:g}x")
+    elif value < low:
+        bound = {"op": "<", "value": low}
+        note = (f"natural reaches this loss below 1/{max_extrapolation:g} of its smallest trained budget"
+                if low > SPEEDUP_RANGE[0] else f"below {SPEEDUP_RANGE[0]:g}x")
+    ci, ci_bounds = None, None
+    if estimate.ci is not None:
+        ci, ci_bounds = [], []
+        for end in estimate.ci:
+            end = float(end)
+            if np.isnan(end):
+                ci.append(None)
+                ci_bounds.append(None)
+            elif end > high:
+                ci.append(high)
+                ci_bounds.append(">")
+            elif end < low:
+                ci.append(low)
+                ci_bounds.append("<")
+            else:
+                ci.append(end)
+                ci_bounds.append(None)
+    return {
+        "speedup": None if bound is not None or not np.isfinite(value) else value,
+        "bound": bound,
+        "note": note,
+        "infinite": estimate.infinite,
+        "ci": ci,
+        "ci_bounds": ci_bounds,
+        "limits": [low, high],
+        "extrapolated": estimate.extrapolated,
+        "natural_extrapolated": estimate.natural_extrapolated,
+        "tokens_natural": finite_or_none(estimate.tokens_natural) if bound is None else None,
+    }
+
+
+def compute_factor(
+    *, ratio: float, train_flops_per_token: float, generator_flops_per_token: float, generated_fraction: float = 1.0
+) -> float:
+    """The factor f / (f + g r x) that turns a token speedup into a compute-inclusive one."""
+    if train_flops_per_token <= 0 or generator_flops_per_token < 0:
+        raise ConfigError("FLOPs per token must be positive (generator FLOPs non-negative)")
+    return train_flops_per_token / (
+        train_flops_per_token + generator_flops_per_token * ratio * min(1.0, generated_fraction)
+    )
+
+
 def compute_inclusive(
     estimate: Estimate,
     *,
@@ -131,10 +204,11 @@ def compute_inclusive(
     ``generated_fraction`` is the share of the synthetic tokens trained on that had to be
     generated (1 / epochs when the synthetic corpus repeats, else 1).
     """
-    if train_flops_per_token <= 0 or generator_flops_per_token < 0:
-        raise ConfigError("FLOPs per token must be positive (generator FLOPs non-negative)")
-    factor = train_flops_per_token / (
-        train_flops_per_token + generator_flops_per_token * ratio * min(1.0, generated_fraction)
+    factor = compute_factor(
+        ratio=ratio,
+        train_flops_per_token=train_flops_per_token,
+        generator_flops_per_token=generator_flops_per_token,
+        generated_fraction=generated_fraction,
     )
     scale = lambda v: v * factor  # noqa: E731
     return Estimate(
