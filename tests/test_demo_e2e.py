@@ -7,7 +7,6 @@ quick grid for real, twice from scratch (determinism) and once more as a rerun (
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -42,6 +41,10 @@ def test_quick_demo_writes_results_laws_and_report(quick_demo: Path) -> None:
     assert sped == recipes - {"natural"}, "every recipe has speedups over natural"
     report = (study / "report" / "report.md").read_text()
     assert "## Findings" in report and report.count("| **") >= 7
+    baselines = json.loads((study / "baselines.json").read_text())
+    assert set(baselines["domains"]) == {"web", "encyclopedia", "probes"}
+    assert "### Baselines" in report and "| unigram baseline |" in report and "### Bits per byte per domain" in report
+    assert "- `hq`: rephrase (declared in the spec)" in report
     html = (study / "report" / "report.html").read_text()
     assert "data:image/png;base64," in html and "http://" not in html and "https://" not in html
     assert (study / "study.yaml").exists() is False and (quick_demo / "study.yaml").exists()
@@ -84,3 +87,6 @@ def test_real_corpora_study_quick(shared_dir: Path, tmp_path: Path) -> None:
     gens = set(df.loc[df["kind"] == "rephrase", "generator"])
     assert gens == {"chatgpt-rephrase-base"}
     assert (out / "report" / "report.html").exists()
+    report = (out / "report" / "report.md").read_text()
+    assert "- `rephrase`: rephrase (declared in the spec)" in report  # the findings count it as rephrased
+    assert "### Baselines" in report and (out / "baselines.json").exists()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from synthscale.errors import ConfigError, InputError, SynthscaleError
-from synthscale.laws import LawData, LawFit, fit_table, parse_col_options, summarize_fit
+from synthscale.laws import LawData, fit_table, parse_col_options, summarize_fit
 from synthscale.laws import ratio as ratio_mod
 from synthscale.laws.simulate import simulate_points, simulate_results
 from synthscale.laws.speedup import Estimate

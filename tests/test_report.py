@@ -152,7 +152,7 @@ def test_report_header_tables_and_failures(paper_like_report):
     assert "**Token budgets:** 1M, 2M, 4M, 8M" in markdown
     assert "**Tokenizer:** byte-level BPE 4096" in markdown
     assert "**Runs:** 144 of 150 planned with results" in markdown  # 2 models x 9 recipes x 2 seeds x 4 budgets
-    assert "| all | natural | model | A = 400 [300, 500]; E = 1.9; alpha = 0.34 | 2 | yes |" in markdown
+    assert "| all | natural | model | A = 400 [300, 500]; E = 1.9; alpha = 0.34 | 2 | ok |" in markdown
     assert "| small | hq@0.333 | 8M | 5.27x | [4.74, 5.79] | 2.63x no CI | trained |" in markdown
     assert "- dropped run r7 (qa@1, tokens=1e6): loss nan" in markdown
     assert "- **bootstrap:** n=200, unit=run_id" in markdown
@@ -278,14 +278,16 @@ def test_finding7_collapse_over_rounds():
 # ---------------------------------------------------------------- inputs
 
 
-def test_infinite_speedups_written_as_null_are_read_back():
+def test_bounded_speedups_are_read_back_and_count_as_bounds():
     analysis = make_analysis()
     target = next(s for s in analysis["speedups"] if s["recipe"] == "hq@0.333" and s["tokens"] == BUDGETS[-1])
-    target.update(speedup=None, infinite=True, ci=[3.0, None], trained=True)  # how laws/ writes +inf
+    # how laws/ writes a speedup beyond natural's extrapolation limit
+    target.update(speedup=None, infinite=True, bound={"op": ">", "value": 4.0}, ci=[3.0, 4.0],
+                  ci_bounds=[None, ">"], status="bound", trained=True, note="natural never reaches this loss")
     parsed = parse_analysis(analysis)
     back = next(s for s in parsed.speedups if s.recipe == "hq@0.333" and s.tokens == BUDGETS[-1])
-    assert back.speedup == math.inf and back.ci == (3.0, math.inf)
-    assert decide(make_results(), analysis)[2] == REPRODUCED  # unbounded speedup still counts as > 1
+    assert back.shown == (4.0, ">") and back.ci == (3.0, 4.0)
+    assert decide(make_results(), analysis)[2] == REPRODUCED  # a "> 4x" bound still counts as > 1
 
 
 def test_mean_rows_are_added_when_missing():

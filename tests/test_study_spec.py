@@ -83,3 +83,44 @@ def test_cli_bad_spec_one_line_exit_2(tmp_path: Path) -> None:
     typo = write(tmp_path, {**BASE, "seeds_": [1]})
     res = run_cli("study", "run", str(typo))
     assert res.returncode == 2 and "seeds_: unknown field" in res.stderr
+
+
+def test_synthetic_style_is_validated_and_kept(tmp_path: Path) -> None:
+    raw = {**BASE, "corpora": {"natural": "nat.jsonl", "synthetic": {
+        "hq": {"path": "hq.jsonl", "style": "rephrase"}, "qa": "qa.jsonl",
+        "books": {"path": "b.jsonl", "style": "generate"}}}}
+    spec, _ = load_spec(write(tmp_path, raw))
+    assert {k: s.style for k, s in spec.corpora.synthetic.items()} == {"hq": "rephrase", "qa": None,
+                                                                        "books": "generate"}
+    assert spec.model_dump()["corpora"]["synthetic"]["books"]["style"] == "generate"  # in spec.resolved.json
+    bad = {**BASE, "corpora": {"natural": "nat.jsonl", "synthetic": {"hq": {"path": "hq.jsonl", "style": "hq"}}}}
+    with pytest.raises(ConfigError, match=r"s\.yaml: corpora\.synthetic\.hq\.style: style 'hq' must be 'rephrase' "
+                                          r"\(rewrites of natural documents.*\) or 'generate' \(written from topics"):
+        parse_spec(bad, "s.yaml")
+
+
+def test_declared_styles_flow_to_the_report_summary(tmp_path: Path, monkeypatch) -> None:
+    """run_study's report gets the spec's declared styles as spec_summary['kind_styles'] (others: by name)."""
+    import synthscale.laws
+    import synthscale.report
+    from synthscale.study.runner import write_study_report
+
+    raw = {**BASE, "corpora": {"natural": "nat.jsonl", "synthetic": {
+        "hq": "hq.jsonl", "qa": {"path": "qa.jsonl", "style": "rephrase"}}}}
+    spec = parse_spec(raw)
+    (tmp_path / "results.csv").write_text("made up\n")
+    seen = {}
+    monkeypatch.setattr(synthscale.laws, "analyze_results", lambda df, **kw: {})
+    monkeypatch.setattr(synthscale.laws, "write_analysis", lambda path, analysis: None)
+    monkeypatch.setattr(synthscale.report, "write_report",
+                        lambda study_dir, **kw: seen.update(kw["spec_summary"]) or {})
+    write_study_report(spec, tmp_path, None, [], [])
+    assert seen["kind_styles"] == {"qa": "rephrase"}
+
+
+def test_example_specs_declare_every_synthetic_style() -> None:
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted((root / "examples").glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text())
+        spec = parse_spec(raw, str(path))
+        assert all(s.style for s in spec.corpora.synthetic.values()), f"{path}: a synthetic kind has no style"

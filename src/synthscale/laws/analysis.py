@@ -24,7 +24,7 @@ import pandas as pd
 
 from synthscale._io import write_json
 from synthscale.errors import InputError, SynthscaleError
-from synthscale.laws._json import finite_or_none, json_ready
+from synthscale.laws._json import json_ready
 from synthscale.laws.fit import CI_LEVEL, FitError, FitOptions, LawData, LawFit, fit_laws
 from synthscale.laws.ratio import best_ratio_from_grid, judged_best_ratio
 from synthscale.laws.speedup import MAX_EXTRAPOLATION, SPEEDUP_RANGE, bounded_speedup, compute_factor, speedup_at_tokens

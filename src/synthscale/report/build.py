@@ -6,15 +6,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from .._io import atomic_write_bytes, atomic_write_text, read_json, to_json
 from ..errors import InputError
+from . import baselines as report_baselines
 from . import fmt, plots, tables
 from .document import Block, BulletList, Heading, Image, Paragraph, render_html, render_markdown
-from .findings import CRITERIA, NOTABLE_REL, RATIO_TOL, Finding, decide_findings
+from .findings import CRITERIA, DEFAULT_KIND_STYLES, NOTABLE_REL, RATIO_TOL, Finding, decide_findings
 from .inputs import (NATURAL, Analysis, eval_domains, load_analysis, load_results, normalize_results,
-                     ordered_models, ordered_recipes, parse_analysis)
+                     ordered_models, ordered_recipes, parse_analysis, read_study_json, validated)
 
 REPORT_DIR = "report"
 STUDY_FILES = ("results.parquet", "results.csv", "analysis.json", "failures.json")  # listed when present
@@ -46,7 +47,8 @@ class SpecSummary(BaseModel):
 
 
 def write_report(study_dir: str | Path, results_df: pd.DataFrame | None = None,
-                 analysis: dict | Analysis | None = None, spec_summary: dict | None = None) -> dict[str, Path]:
+                 analysis: dict | Analysis | None = None, spec_summary: dict | None = None,
+                 baselines: dict | None = None) -> dict[str, Path]:
     """Write ``study_dir/report/`` (report.md, report.html, findings.json, PNG plots).
 
     ``results_df`` defaults to ``study_dir/results.parquet`` (or .csv); ``analysis`` to
@@ -54,7 +56,10 @@ def write_report(study_dir: str | Path, results_df: pd.DataFrame | None = None,
     the findings that need them are not tested). ``spec_summary`` (see SpecSummary) may
     name the study and add models, budgets, recipes, seeds, eval domains, tokenizer, the
     planned run count, failures (list of dicts), generator_params and kind_styles; without
-    it, failures are read from ``study_dir/failures.json`` when present.
+    it, failures are read from ``study_dir/failures.json`` and the declared kind styles
+    from ``study_dir/spec.resolved.json`` when present. ``baselines`` (the content of
+    baselines.json, docs/contracts.md) defaults to ``study_dir/baselines.json`` when present;
+    without it the report has no baselines.
     Returns the written files by role: markdown, html, findings and plot_* names.
     """
     study_dir = Path(study_dir)
@@ -75,11 +80,16 @@ def write_report(study_dir: str | Path, results_df: pd.DataFrame | None = None,
         analysis = parse_analysis(analysis, source="analysis")
     if spec_summary is None:
         spec_summary = _failures_on_disk(study_dir)
+        declared = _kind_styles_on_disk(study_dir)
+        if declared:
+            spec_summary = {**(spec_summary or {}), "kind_styles": declared}
     summary = _parse_summary(spec_summary)
+    base = (report_baselines.load_baselines(study_dir) if baselines is None
+            else report_baselines.parse_baselines(baselines, source="baselines"))
 
     findings = decide_findings(results, analysis, summary.model_dump())
     images = _draw_plots(results, analysis)
-    blocks = _report_blocks(study_dir, results, analysis, summary, findings, images, notes)
+    blocks = _report_blocks(study_dir, results, analysis, summary, findings, images, notes, base)
     title = f"synthscale study report: {_study_name(study_dir, results, summary)}"
 
     out_dir = study_dir / REPORT_DIR
@@ -103,12 +113,9 @@ def write_report(study_dir: str | Path, results_df: pd.DataFrame | None = None,
 def _failures_on_disk(study_dir: Path) -> dict | None:
     """``{"failures": [...]}`` from the study's failures.json, when the study wrote one."""
     path = study_dir / "failures.json"
-    if not path.exists():
+    failures = read_study_json(path)
+    if failures is None:
         return None
-    try:
-        failures = read_json(path)
-    except ValueError as e:
-        raise InputError(f"not valid JSON: {e}", path=str(path)) from None
     if not isinstance(failures, list) or not all(isinstance(f, dict) for f in failures):
         raise InputError("expected a list of objects (one per failed run)", path=str(path))
     return {"failures": failures}
@@ -117,12 +124,7 @@ def _failures_on_disk(study_dir: Path) -> dict | None:
 def _parse_summary(raw: dict | None) -> SpecSummary:
     if raw is None:
         return SpecSummary()
-    try:
-        return SpecSummary.model_validate(raw)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise InputError(f"field {loc}: {err['msg']}", path="spec_summary") from None
+    return validated(SpecSummary, raw, "spec_summary")
 
 
 def _draw_plots(results: pd.DataFrame, analysis: Analysis) -> dict[str, Image]:
@@ -143,7 +145,8 @@ def _draw_plots(results: pd.DataFrame, analysis: Analysis) -> dict[str, Image]:
 
 
 def _report_blocks(study_dir: Path, results: pd.DataFrame, analysis: Analysis, summary: SpecSummary,
-                   findings: list[Finding], images: dict[str, Image], notes: list[str]) -> list[Block]:
+                   findings: list[Finding], images: dict[str, Image], notes: list[str],
+                   baselines: report_baselines.Baselines | None = None) -> list[Block]:
     models = ordered_models(results)
     recipes = ordered_recipes(results)
     blocks: list[Block] = [
@@ -152,6 +155,8 @@ def _report_blocks(study_dir: Path, results: pd.DataFrame, analysis: Analysis, s
         Paragraph(_HOW_TO_READ),
         *[Paragraph(f"**Note.** {n}") for n in notes],
         Heading("Findings"),
+        *(report_baselines.baseline_notes(results, baselines) if baselines is not None else []),
+        *_unknown_style_notes(results, summary),
         tables.findings_table(findings),
         Heading("How findings are decided"),
         Paragraph(f"Shared rules: a finding is **reproduced** only when every condition it covers passes its "
@@ -161,6 +166,7 @@ def _report_blocks(study_dir: Path, results: pd.DataFrame, analysis: Analysis, s
                   f"Losses are seed means of the mean-domain loss unless stated; a ratio within {RATIO_TOL:g} "
                   f"of 1/3 counts as 1/3; a loss difference is notable above {NOTABLE_REL:.0%}."),
         BulletList(tuple(f"**{n}.** {text}" for n, text in CRITERIA.items())),
+        *_kind_style_blocks(results, summary),
         Heading("Loss vs training tokens"),
     ]
     blocks += _image(images, "plot_loss_vs_tokens")
@@ -176,7 +182,7 @@ def _report_blocks(study_dir: Path, results: pd.DataFrame, analysis: Analysis, s
                else [Paragraph("No speedups in analysis.json.")])
     blocks += [Heading("Per-domain loss")]
     blocks += _image(images, "plot_domain_grid") + _image(images, "plot_domain_heatmap")
-    blocks += tables.domain_loss_tables(results)
+    blocks += _domain_tables_with_baselines(results, baselines)
     blocks += [Heading("Synthetic ratio")]
     blocks += _image(images, "plot_loss_vs_ratio")
     blocks += ([tables.best_ratio_table(analysis, models)] if analysis.best_ratio
@@ -191,6 +197,73 @@ def _report_blocks(study_dir: Path, results: pd.DataFrame, analysis: Analysis, s
         blocks += [Heading("Analysis method"),
                    Paragraph("As recorded by the laws stage in analysis.json (`conventions`)."), BulletList(method)]
     return blocks
+
+
+def _domain_tables_with_baselines(results: pd.DataFrame,
+                                  baselines: report_baselines.Baselines | None) -> list[Block]:
+    """The per-domain loss tables, the bits-per-byte tables, and the baselines under both."""
+    loss_tables = tables.domain_loss_tables(results)
+    bpb_tables = tables.domain_bpb_tables(results) if report_baselines.has_bpb(results) else []
+    table = report_baselines.baselines_table(results, baselines) if baselines is not None else None
+    if table is not None:
+        loss_tables = [report_baselines.with_baseline_rows(t, baselines, "loss") for t in loss_tables]
+        bpb_tables = [report_baselines.with_baseline_rows(t, baselines, "bpb") for t in bpb_tables]
+    blocks: list[Block] = [Heading("Baselines", 3), table, Heading("Loss per domain", 3)] if table is not None else []
+    blocks += loss_tables
+    blocks += [Heading("Bits per byte per domain", 3), *bpb_tables] if bpb_tables else []
+    return blocks
+
+
+def _kind_styles(results: pd.DataFrame, summary: SpecSummary) -> dict[str, tuple[str | None, str]]:
+    """Each synthetic kind of the results: (style or None, where the style came from)."""
+    kinds = sorted({k for kind in results.loc[results["kind"] != NATURAL, "kind"].unique() for k in kind.split("+")})
+    styles = {}
+    for kind in kinds:
+        if kind in summary.kind_styles:
+            styles[kind] = (summary.kind_styles[kind], "declared in the spec")
+        elif kind in DEFAULT_KIND_STYLES:
+            styles[kind] = (DEFAULT_KIND_STYLES[kind], "default for this name: the spec does not declare "
+                            f"`corpora.synthetic.{kind}.style`")
+        else:
+            styles[kind] = (None, "")
+    return styles
+
+
+def _kind_style_blocks(results: pd.DataFrame, summary: SpecSummary) -> list[Block]:
+    """Which synthetic kinds the findings treat as rephrased or generated, and why."""
+    styles = _kind_styles(results, summary)
+    if not styles:
+        return []
+    items = tuple(f"`{kind}`: {style} ({why})" if style else f"`{kind}`: no style (not used by the findings)"
+                  for kind, (style, why) in styles.items())
+    return [Paragraph("Synthetic kinds as the findings read them (rephrase: rewrites of natural documents; "
+                      "generate: written from topics or seeds):"), BulletList(items)]
+
+
+def _unknown_style_notes(results: pd.DataFrame, summary: SpecSummary) -> list[Block]:
+    unknown = [k for k, (style, _) in _kind_styles(results, summary).items() if style is None]
+    if not unknown:
+        return []
+    names = ", ".join(f"`{k}`" for k in unknown)
+    fields = ", ".join(f"`corpora.synthetic.{k}.style`" for k in unknown)
+    return [Paragraph(f"**Note.** The synthetic kind(s) {names} have no style, so the findings about rephrased "
+                      f"and generated data do not count them. Declare {fields} (rephrase or generate) in the "
+                      f"study spec.")]
+
+
+def _kind_styles_on_disk(study_dir: Path) -> dict[str, str]:
+    """The styles declared in the study's ``spec.resolved.json`` ({} without one)."""
+    path = study_dir / "spec.resolved.json"
+    if not path.exists():
+        return {}
+    try:
+        synthetic = read_json(path).get("corpora", {}).get("synthetic", {})
+    except (ValueError, AttributeError):
+        return {}
+    if not isinstance(synthetic, dict):
+        return {}
+    return {kind: source["style"] for kind, source in sorted(synthetic.items())
+            if isinstance(source, dict) and source.get("style") in ("rephrase", "generate")}
 
 
 def _plain_text(value: Any) -> str:
@@ -209,10 +282,15 @@ _HOW_TO_READ = (
     "Each run trains one model size on one recipe (natural text, or a synthetic kind mixed in at a fraction r "
     "of the training tokens) for a token budget D, and is evaluated on held-out domains; `mean` is the "
     "unweighted mean over domains. Lower loss is better. For each recipe the fitted law L(D) = E + B * D^-beta "
-    "gives E, the loss that more tokens cannot remove, and beta, how fast loss falls. A speedup of 3x at D "
+    "gives E, the loss that more tokens cannot remove, and beta, how fast loss falls. Every law has a "
+    "verdict: ok, weak (usable, but marked: few points, a poor leave-largest-out check, a parameter the "
+    "data do not pin down) or unusable (the data do not support the form; its numbers are not used). "
+    "A speedup of 3x at D "
     "means natural text would need 3 times as many tokens to reach the loss this recipe reaches with D; "
     "above 1 is better than natural. Intervals are 95% bootstrap intervals from the laws stage. Speedups at "
-    "budgets no run trained are extrapolated from the fitted laws and are marked so. The findings table "
+    "budgets no run trained are extrapolated from the fitted laws and are marked so; a value marked '>' or "
+    "'<' is only a bound, where reading the laws further would claim more than the data support. "
+    "The findings table "
     "compares the study with the paper's headline claims, using the criteria listed below it; a miniature "
     "study on small budgets can legitimately disagree with results measured at billions of tokens."
 )

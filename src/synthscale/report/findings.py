@@ -30,7 +30,9 @@ NOT_REPRODUCED = "not reproduced"
 NOT_TESTED = "not tested by this study"
 
 # Which synthetic kinds are rephrasings of web documents and which are generated from
-# topics. A study can add its own kinds with spec_summary["kind_styles"].
+# topics. A study declares each kind's style in its spec (corpora.synthetic.KIND.style),
+# which reaches here as spec_summary["kind_styles"]; these names are only the fallback
+# for kinds without a declared style (tables without a spec).
 DEFAULT_KIND_STYLES = {"hq": "rephrase", "qa": "rephrase", "textbook": "generate", "txbk": "generate"}
 RATIO_TOL = 0.01  # |r - 1/3| <= this counts as "1/3"
 NOTABLE_REL = 0.01  # a loss difference is notable when it exceeds 1% of the reference loss
@@ -51,13 +53,14 @@ CLAIMS = {
 }
 
 CRITERIA = {
-    1: "For every rephrased recipe (kinds hq/qa) at r=1 and every model: the speedup over natural "
-       "at the largest trained (not extrapolated) budget is <= 1, or its 95% CI includes 1. "
-       "Not tested when analysis.json has no such speedup.",
+    1: "For every rephrased recipe (kinds of style rephrase) at r=1 and every model: the speedup over natural "
+       "at the largest trained (not extrapolated) budget is <= 1, or its 95% CI includes 1 (a '> x' bound "
+       "above 1 fails). Speedups come only from usable (ok or weak) laws: a recipe whose law or natural's "
+       "is unusable is not tested, with the reason. Not tested when analysis.json has no such speedup.",
     2: "For every rephrased recipe at r=1/3 and every model: the speedup at the largest trained "
        "budget is > 1 and the lower end of its 95% CI is > 1 (no CI: not reproduced). "
        "The measured factor is reported next to the paper's 5-10x, which is at billions of tokens. "
-       "Not tested when analysis.json has no such speedup.",
+       "A '> x' bound counts as its value. Not tested when analysis.json has no such speedup from usable laws.",
     3: f"For every textbook recipe at r=1 and every model, against natural at the budgets both "
        f"trained (at least two): at the smallest budget the textbook loss is more than "
        f"{NOTABLE_REL:.0%} above natural's on more than half of the eval domains, and the relative "
@@ -69,9 +72,12 @@ CRITERIA = {
        f"over the results table) lies in [{BEST_RATIO_BAND[0]:g}, {BEST_RATIO_BAND[1]:g}]. The paper "
        f"searched a grid, so the grid decides; the ratio law's fitted r* is shown as evidence. "
        f"Not tested when no rephrased kind has {MIN_RATIOS} ratios.",
-    5: f"For every model: among converged E + B*D^-beta fits with at least {MIN_FIT_POINTS} points, "
-       f"the hq recipe at r=1/3 has the strictly lowest point estimate of E (overlapping CIs are "
-       f"reported). Not tested without a usable hq@1/3 fit and one other fit.",
+    5: f"For every model: among usable (ok or weak) E + B*D^-beta fits with at least {MIN_FIT_POINTS} points "
+       f"whose E is determined (not at its lower bound, its 95% interval within the verdict's decade limit), "
+       f"the lowest point estimate of E among the rephrased recipes at r=1/3 (the paper's HQ; any kind of "
+       f"style rephrase, e.g. hq, qa or a kind declared `style: rephrase`) is strictly lower than every other "
+       f"fit's E (overlapping CIs are reported); with several generators, each generator's best "
+       f"rephrased@1/3 fit is compared. Not tested without a usable rephrased@1/3 fit and one other fit.",
     6: f"For each (model, kind, ratio) trained with 2 or more generators of known size (from "
        f"spec_summary['generator_params'] or a size such as '8B'/'135M' in the name): at the largest "
        f"budget all of them trained, the largest generator's loss is not more than {NOTABLE_REL:.0%} "
@@ -145,14 +151,16 @@ class _Context:
 
 def _finding_rephrased_alone(ctx: _Context) -> tuple[str, str]:
     def passes(s: Speedup) -> bool:
-        return s.speedup <= 1 or (s.ci is not None and s.ci[0] <= 1)
+        value, op = s.shown
+        return (op != ">" and value <= 1) or (s.ci is not None and s.ci[0] is not None and s.ci[0] <= 1)
 
     return _speedup_finding(ctx, target_ratio=1.0, passes=passes, what="rephrased r=1")
 
 
 def _finding_third_rephrased(ctx: _Context) -> tuple[str, str]:
-    def passes(s: Speedup) -> bool:
-        return s.speedup > 1 and s.ci is not None and s.ci[0] > 1
+    def passes(s: Speedup) -> bool:  # a "<" bound above 1 does not show a speedup above 1
+        value, op = s.shown
+        return op != "<" and value > 1 and s.ci is not None and s.ci[0] is not None and s.ci[0] > 1
 
     status, evidence = _speedup_finding(ctx, target_ratio=1 / 3, passes=passes, what="rephrased r=1/3")
     if status != NOT_TESTED:
@@ -166,24 +174,25 @@ def _speedup_finding(ctx: _Context, target_ratio: float, passes: Callable[[Speed
     for s in ctx.analysis.speedups:
         if ctx.style_of(s.kind) == "rephrase" and _near(s.ratio, target_ratio):
             groups.setdefault((s.model, s.recipe, s.generator or ""), []).append(s)
-    verdicts, notes = [], []
+    verdicts, notes, untested = [], [], []
     for (model, recipe, generator), rows in sorted(groups.items(),
                                                    key=lambda item: (ctx.model_rank(item[0][0]), item[0])):
         name = f"{recipe} [{generator}]" if generator else recipe
         final = _largest_trained(rows)
-        if final is None:
-            notes.append(f"{name} ({model}): no speedup at a trained budget")
+        if final is None or final.shown[0] is None:
+            why = final.note if final is not None and final.note else "no speedup at a trained budget"
+            untested.append(f"{name} ({model}): {why}")
             continue
         ok = passes(final)
         verdicts.append(ok)
-        notes.append(f"{name} ({model}) at {fmt.tokens(final.tokens)}: {fmt.factor(final.speedup)} "
-                      f"CI {fmt.interval(final.ci, 3)} -> {'pass' if ok else 'fail'}")
-    return _verdict(verdicts, notes, f"No {what} recipe with a speedup in analysis.json.")
+        notes.append(f"{name} ({model}) at {fmt.tokens(final.tokens)}: {fmt.speedup(final)} "
+                     f"CI {fmt.bounded_interval(final.ci, final.ci_bounds)} -> {'pass' if ok else 'fail'}")
+    return _verdict_with_untested(verdicts, notes, untested, f"No {what} recipe with a speedup in analysis.json.")
 
 
 def _largest_trained(rows: list[Speedup]) -> Speedup | None:
-    """The speedup at the largest budget a run trained (``trained`` flag, else not extrapolated)."""
-    trained = [s for s in rows if s.at_trained_budget and s.speedup is not None and not math.isnan(s.speedup)]
+    """The speedup row at the largest budget a run trained (``trained`` flag, else not extrapolated)."""
+    trained = [s for s in rows if s.at_trained_budget]
     return max(trained, key=lambda s: s.tokens) if trained else None
 
 
@@ -280,24 +289,36 @@ def _best_ratio(analysis: Analysis, mean: pd.DataFrame, model: str, kind: str) -
 
 
 def _finding_lowest_e(ctx: _Context) -> tuple[str, str]:
-    usable = [f for f in ctx.analysis.fits if f.is_data_law and f.converged
-              and (f.n_points is None or f.n_points >= MIN_FIT_POINTS)]
-    verdicts, notes = [], []
-    for model in sorted({f.model for f in usable}, key=lambda m: (ctx.model_rank(m), m)):
-        fits = [f for f in usable if f.model == model]
-        targets = [f for f in fits if f.kind == "hq" and _near(f.ratio, 1 / 3)]
-        others = [f for f in fits if f not in targets]
+    def e_known(f: Fit) -> bool:  # an ok or weak law whose E the data determine
+        return (f.usable and (f.n_points is None or f.n_points >= MIN_FIT_POINTS)
+                and not any(r.startswith(("E at its lower bound", "the 95% interval of E")) for r in f.reasons))
+
+    data_fits = [f for f in ctx.analysis.fits if f.form == "data"]
+    verdicts, notes, untested = [], [], []
+    for model in sorted({f.model for f in data_fits}, key=lambda m: (ctx.model_rank(m), m)):
+        candidates = [f for f in data_fits if f.model == model and ctx.style_of(f.kind) == "rephrase"
+                      and _near(f.ratio, 1 / 3)]
+        untested += [f"{_fit_name(f)} ({model}): E not determined ({'; '.join(f.reasons) or f.error or 'no fit'})"
+                     for f in candidates if not e_known(f)]
+        targets = [f for f in candidates if e_known(f)]
+        others = [f for f in data_fits if f.model == model and f not in candidates and e_known(f)]
         if not targets or not others:
-            notes.append(f"{model}: {len(targets)} usable hq@1/3 fit(s) and {len(others)} other(s)")
+            if targets or not candidates:
+                notes.append(f"{model}: {len(targets)} usable rephrased@1/3 fit(s) and {len(others)} other(s) "
+                             f"with a determined E")
             continue
         rival = min(others, key=lambda f: (f.params["E"].value, f.recipe, f.generator or ""))
-        for target in sorted(targets, key=lambda f: f.generator or ""):
+        best_per_generator: dict[str, Fit] = {}
+        for f in sorted(targets, key=lambda f: (f.params["E"].value, f.recipe)):
+            best_per_generator.setdefault(f.generator or "", f)
+        for target in sorted(best_per_generator.values(), key=lambda f: f.generator or ""):
             ok = target.params["E"].value < rival.params["E"].value
             overlap = " (CIs overlap)" if _cis_overlap(target, rival) else ""
             verdicts.append(ok)
+            weak = " (weak laws)" if "weak" in (target.verdict, rival.verdict) else ""
             notes.append(f"{model}: {_fit_name(target)} E = {_e_text(target)}; lowest other {_fit_name(rival)} "
-                         f"E = {_e_text(rival)}{overlap} -> {'pass' if ok else 'fail'}")
-    return _verdict(verdicts, notes, "No converged data-scaling fits in analysis.json.")
+                         f"E = {_e_text(rival)}{overlap}{weak} -> {'pass' if ok else 'fail'}")
+    return _verdict_with_untested(verdicts, notes, untested, "No usable data-scaling fits in analysis.json.")
 
 
 def _e_text(fit: Fit) -> str:
@@ -411,6 +432,18 @@ def _shared_budgets(losses: pd.DataFrame, model: str, labels: Iterable[str]) -> 
 def _loss(losses: pd.DataFrame, model: str, label: str, tokens: float) -> float:
     row = losses[(losses["model"] == model) & (losses["label"] == label) & (losses["tokens"] == tokens)]
     return float(row["loss"].iloc[0]) if len(row) else math.nan
+
+
+def _verdict_with_untested(verdicts: list[bool], notes: list[str], untested: list[str],
+                           none: str) -> tuple[str, str]:
+    """As ``_verdict``, for conditions some of which could not be checked (no usable law):
+    one failing condition is enough to say not reproduced; otherwise an unchecked one makes
+    the finding not tested, with its reason."""
+    if verdicts and not all(verdicts):
+        return NOT_REPRODUCED, _join(notes + [f"not tested: {u}" for u in untested])
+    if untested:
+        return NOT_TESTED, _join([f"not tested: {u}" for u in untested] + notes)
+    return _verdict(verdicts, notes, none)
 
 
 def _verdict(verdicts: list[bool], notes: list[str], untested: str) -> tuple[str, str]:

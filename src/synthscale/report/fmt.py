@@ -57,3 +57,28 @@ def interval(ci: tuple[float, float] | None, digits: int = 4) -> str:
 def ratio(r: float | None) -> str:
     """A synthetic fraction with three significant digits (as recipe names print it)."""
     return num(r, 3)
+
+
+def bound(op: str, value: float, formatter=None) -> str:
+    """A one-sided number, marked: '> 4x', '< 0.01x'."""
+    return f"{op} {(formatter or factor)(value)}"
+
+
+def bounded_interval(ci, ends: list[str | None] | None, digits: int = 3) -> str:
+    """A 95% interval whose clipped ends are marked: [0.8, > 16]."""
+    if ci is None:
+        return "no CI"
+    ends = ends or [None, None]
+    parts = [("n/a" if v is None else (f"{op} " if op else "") + num(v, digits)) for v, op in zip(ci, ends)]
+    return f"[{parts[0]}, {parts[1]}]"
+
+
+def speedup(s) -> str:
+    """A report.inputs.Speedup as printed: '1.83x', '> 4x' (a bound), 'no law', 'n/a'."""
+    if s.status == "no law":
+        return "no law"
+    value, op = s.shown
+    if value is None:
+        return "n/a"
+    text = bound(op, value) if op else factor(value)
+    return text + (" (weak law)" if s.law_verdict == "weak" else "")

@@ -12,15 +12,16 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .._io import read_json
 from ..errors import InputError
 
+M = TypeVar("M", bound=BaseModel)
 MEAN_DOMAIN = "mean"
 NATURAL = "natural"
 REQUIRED_COLUMNS = ("run_id", "recipe", "kind", "ratio", "model", "tokens", "domain", "loss")
@@ -62,6 +63,14 @@ class Fit(_Record):
     tokens_min: float | None = None
     tokens_max: float | None = None
     error: str | None = None
+    verdict: str = "ok"  # ok | weak | unusable (laws/verdict.py); older analyses have none: ok
+    reasons: list[str] = []
+    ci_note: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        """An ok or weak law with its parameters: the only kind plots and findings may use."""
+        return self.verdict != "unusable" and self.is_data_law
 
     def loss_at(self, tokens: np.ndarray) -> np.ndarray:
         """The fitted loss at the given token counts."""
@@ -85,13 +94,23 @@ class RatioFit(_Record):
     converged: bool = True
     n_points: int | None = None
     error: str | None = None
+    verdict: str = "ok"
+    reasons: list[str] = []
+    ci_note: str | None = None
+
+
+class Bound(_Record):
+    """A one-sided number: the true value is ``op`` (">" or "<") ``value``."""
+
+    op: Literal[">", "<", ">=", "<="]
+    value: float
 
 
 class Speedup(_Record):
     """Tokens natural needs / tokens the recipe needs to reach the recipe's loss at ``tokens``.
 
-    laws/ writes an infinite speedup (or interval end) as null with ``infinite: true``;
-    speedups are positive, so a null interval end is read back as +inf.
+    laws/ writes a speedup beyond what the data support as ``bound`` ({op, value}) with
+    ``speedup`` null, and a recipe with an unusable law as ``status: "no law"`` with a note.
     """
 
     recipe: str
@@ -108,14 +127,27 @@ class Speedup(_Record):
     infinite: bool = False
     speedup_compute: float | None = None  # counts generator FLOPs too (null when unknown)
     ci_compute: Interval | None = None
+    status: str = "ok"  # ok | bound (beyond what the data support) | no law (an unusable law) | no value
+    bound: Bound | None = None
+    bound_compute: Bound | None = None
+    ci_bounds: list[str | None] | None = None  # per interval end: ">" / "<" when clipped to a limit
+    note: str | None = None
+    law_verdict: str = "ok"  # the worse verdict of the recipe's and natural's laws
+
+    @property
+    def shown(self) -> tuple[float | None, str | None]:
+        """(value, op): the number a reader may use, op ">"/"<" when it is only a bound,
+        (None, None) when there is none (no law, no value)."""
+        if self.bound is not None:
+            return self.bound.value, self.bound.op
+        if self.speedup is None or math.isnan(self.speedup) or math.isinf(self.speedup):
+            return None, None
+        return self.speedup, None
 
     @property
     def at_trained_budget(self) -> bool:
         """Whether a run trained this budget (laws' ``trained`` flag, else inside the trained range)."""
         return self.trained if self.trained is not None else not self.extrapolated
-
-    @model_validator(mode="after")
-    def _restore_infinity(self) -> "Speedup":
         if self.infinite and self.speedup is None:
             self.speedup = math.inf
         if self.ci is not None:
@@ -133,6 +165,11 @@ class BestRatio(_Record):
     ci_grid: Interval | None = None
     ratio_fit: float | None = None
     ci: Interval | None = None
+    ci_grid_note: str | None = None
+    ratio_fit_bound: Bound | None = None
+    ratio_fit_verdict: str | None = None
+    ratio_fit_note: str | None = None
+    agrees_with_grid: bool | None = None
 
 
 class Analysis(_Record):
@@ -154,12 +191,27 @@ def parse_analysis(raw: Any, source: str = "analysis.json") -> Analysis:
     raw = _as_plain_dict(raw)
     if not isinstance(raw, dict):
         raise InputError("analysis must be a JSON object", path=source)
+    return validated(Analysis, raw, source)
+
+
+def validated(model: type[M], raw: Any, source: str) -> M:
+    """``model`` (a pydantic class) validated from ``raw``; a bad field raises InputError naming it."""
     try:
-        return Analysis.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         raise InputError(f"field {loc}: {err['msg']}", path=source) from None
+
+
+def read_study_json(path: Path) -> Any | None:
+    """The JSON file at ``path`` (None when absent); damaged JSON raises InputError naming it."""
+    if not path.exists():
+        return None
+    try:
+        return read_json(path)
+    except ValueError as e:
+        raise InputError(f"not valid JSON: {e}", path=str(path)) from None
 
 
 def _as_plain_dict(raw: Any) -> Any:
@@ -177,13 +229,8 @@ def _as_plain_dict(raw: Any) -> Any:
 def load_analysis(study_dir: Path) -> Analysis | None:
     """Read ``study_dir/analysis.json``; None when the file does not exist."""
     path = study_dir / "analysis.json"
-    if not path.exists():
-        return None
-    try:
-        raw = read_json(path)
-    except ValueError as e:
-        raise InputError(f"not valid JSON: {e}", path=str(path)) from None
-    return parse_analysis(raw, source=str(path))
+    raw = read_study_json(path)
+    return None if raw is None else parse_analysis(raw, source=str(path))
 
 
 # ---------------------------------------------------------------- results table

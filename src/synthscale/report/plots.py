@@ -25,6 +25,11 @@ from .inputs import MEAN_DOMAIN, NATURAL, Analysis, condition_losses, eval_domai
 
 DPI = 100
 MAX_BUDGET_TICKS = 8
+X_MARGIN = 1.25  # the token axis spans the measured budgets / and x this factor
+Y_MARGIN = 0.08  # the loss axis spans the measured losses (+- std) and this share of their range
+SPEEDUP_AXIS = (0.01, 100.0)  # speedups are drawn within this range; beyond it they are bounds
+SPEEDUP_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+Drawing = tuple[Callable[[Figure], None], tuple[float, float]]  # (draw, size in inches)
 _RC = {"font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8, "axes.grid": True, "grid.alpha": 0.3}
 
 
@@ -39,34 +44,49 @@ def color_map(names: list[str]) -> dict[str, tuple]:
 
 def loss_vs_tokens(results: pd.DataFrame, analysis: Analysis) -> bytes:
     """Loss of the fitted metric (the mean domain by default) vs tokens per recipe, with fitted laws."""
+    return _png(*loss_vs_tokens_drawing(results, analysis))
+
+
+def loss_vs_tokens_drawing(results: pd.DataFrame, analysis: Analysis) -> Drawing:
+    """The loss-vs-tokens figure as (draw, size): usable laws only (weak dashed), axes fitted
+    to the measured points. Each law's curve has the gid ``law:<label>``."""
     metric = analysis.metric if analysis.metric in set(results["domain"]) else MEAN_DOMAIN
     mean = condition_losses(results, metric)
     models = ordered_models(results)
     labels = ordered_labels(results)
     colors = color_map(labels)
-    fits = {(f.model, f.recipe, f.generator or ""): f for f in analysis.fits if f.is_data_law}
+    fits = {(f.model, f.recipe, f.generator or ""): f for f in analysis.fits if f.form == "data"}
 
     def draw(fig: Figure) -> None:
         axes = _grid(fig, len(models), max_cols=3)
         for ax, model in zip(axes, models):
             rows = mean[mean["model"] == model]
+            # Axes fitted to the measured points (with a margin); curves are clipped to them.
+            x_lo, x_hi = rows["tokens"].min() / X_MARGIN, rows["tokens"].max() * X_MARGIN
+            y_lo, y_hi = _padded((rows["loss"] - rows["loss_std"]).min(), (rows["loss"] + rows["loss_std"]).max())
+            grid = np.geomspace(x_lo, x_hi, 100)
             for label in labels:
                 pts = rows[rows["label"] == label].sort_values("tokens")
                 if pts.empty:
                     continue
-                ax.errorbar(pts["tokens"], pts["loss"], yerr=pts["loss_std"], fmt="o", ms=4, capsize=2,
-                            color=colors[label], label=label)
                 fit = _unambiguous_fit(fits, rows, model, pts["recipe"].iloc[0], pts["generator"].iloc[0])
-                if fit is not None:
-                    grid = np.geomspace(pts["tokens"].min() / 1.3, pts["tokens"].max() * 2.0, 100)
-                    ax.plot(grid, fit.loss_at(grid), "-", lw=1.2, color=colors[label], alpha=0.8)
+                drawn = fit is not None and fit.usable
+                suffix = "" if fit is None or drawn else " (no law)"
+                ax.errorbar(pts["tokens"], pts["loss"], yerr=pts["loss_std"], fmt="o", ms=4, capsize=2,
+                            color=colors[label], label=label + suffix)
+                if drawn:  # weak laws dashed; unusable ones not drawn
+                    style = "--" if fit.verdict == "weak" else "-"
+                    ax.plot(grid, fit.loss_at(grid), style, lw=1.2, color=colors[label], alpha=0.8,
+                            gid=f"law:{label}")
+            ax.set_xlim(x_lo, x_hi)
+            ax.set_ylim(y_lo, y_hi)
             _token_axis(ax, rows["tokens"])
-            ax.set_title(f"{model}: validation loss ({metric})")
+            ax.set_title(f"{model}: validation loss ({metric}); fitted laws: solid ok, dashed weak")
             ax.set_xlabel("training tokens D")
             ax.set_ylabel("loss (nats/token)")
         _figure_legend(fig, axes)
 
-    return _png(draw, _size(len(models), 3, 5.0, 3.6, legend=True))
+    return draw, _size(len(models), 3, 5.0, 3.6, legend=True)
 
 
 def domain_grid(results: pd.DataFrame) -> bytes:
@@ -134,9 +154,15 @@ def domain_heatmap(results: pd.DataFrame) -> bytes | None:
 
 
 def speedups(analysis: Analysis, model_order: list[str], recipe_order: list[str]) -> bytes | None:
-    """Speedup vs budget per recipe with 95% bands; extrapolated budgets dashed; a line at 1."""
-    rows = [s for s in analysis.speedups
-            if s.kind != NATURAL and s.speedup is not None and math.isfinite(s.speedup) and s.speedup > 0]
+    """Speedup vs budget per recipe with 95% bands on a log axis within SPEEDUP_AXIS;
+    extrapolated budgets dashed; bounds ("> x", "< x") as triangles; a line at 1."""
+    drawing = speedups_drawing(analysis, model_order, recipe_order)
+    return None if drawing is None else _png(*drawing)
+
+
+def speedups_drawing(analysis: Analysis, model_order: list[str], recipe_order: list[str]) -> Drawing | None:
+    """The speedup figure as (draw, size), or None when no speedup has a value."""
+    rows = [s for s in analysis.speedups if s.kind != NATURAL and s.shown[0] is not None and s.shown[0] > 0]
     if not rows:
         return None
     models = sorted({s.model for s in rows}, key=lambda m: (_index(m, model_order), m))
@@ -152,17 +178,25 @@ def speedups(analysis: Analysis, model_order: list[str], recipe_order: list[str]
                 series = sorted((s for s in rows if s.model == model and (s.recipe, s.generator or "") == key),
                                 key=lambda s: s.tokens)
                 if series:
-                    _speedup_series(ax, series, colors[names[key]], names[key])
+                    weak = any(s.law_verdict == "weak" for s in series)
+                    _speedup_series(ax, series, colors[names[key]], names[key] + (" (weak law)" if weak else ""))
             ax.axhline(1.0, color="gray", lw=1, ls=":")
             ax.set_yscale("log")  # speedups are ratios: 2x and 0.5x sit symmetrically about 1
+            shown = [v for s in rows if s.model == model for v in (s.shown[0], *(s.ci or ())) if v]
+            lo = max(SPEEDUP_AXIS[0], min(shown + [1.0]) / 1.3)
+            hi = min(SPEEDUP_AXIS[1], max(shown + [1.0]) * 1.3)
+            ax.set_ylim(lo, hi)
+            ticks = [t for t in SPEEDUP_TICKS if lo <= t <= hi]
+            ax.yaxis.set_major_locator(FixedLocator(ticks))
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt.factor(v)))
+            ax.yaxis.set_minor_formatter(NullFormatter())
             _token_axis(ax, [s.tokens for s in rows if s.model == model and s.at_trained_budget])
-            ax.set_title(f"{model}: speedup over natural")
+            ax.set_title(f"{model}: speedup over natural (triangles: bounds)")
             ax.set_xlabel("training tokens D")
             ax.set_ylabel("speedup (x)")
         _figure_legend(fig, axes)
 
-    return _png(draw, _size(len(models), 3, 5.0, 3.6, legend=True))
+    return draw, _size(len(models), 3, 5.0, 3.6, legend=True)
 
 
 def loss_vs_ratio(results: pd.DataFrame, analysis: Analysis) -> bytes | None:
@@ -195,7 +229,9 @@ def loss_vs_ratio(results: pd.DataFrame, analysis: Analysis) -> bytes | None:
                 ax.plot([best], [points[best]], "*", ms=12, color=color, markeredgecolor="black")
                 if (kind, model, tokens) in fitted:
                     ax.axvline(fitted[(kind, model, tokens)], color=color, ls="--", lw=1, alpha=0.7)
-            ax.set_title(f"{model}: {kind} (star = best on grid, dashed = fitted)")
+            fitted_here = any((kind, model, t) in fitted for t in budgets)
+            ax.set_title(f"{model}: {kind} (star = best on grid, "
+                         + ("dashed = fitted r*)" if fitted_here else "no usable ratio law)"))
             ax.set_xlabel("synthetic fraction r")
             ax.set_ylabel("mean loss")
             ax.legend(title="tokens", loc="best")
@@ -206,14 +242,27 @@ def loss_vs_ratio(results: pd.DataFrame, analysis: Analysis) -> bytes | None:
 # ---------------------------------------------------------------- helpers
 
 
-def _png(draw: Callable[[Figure], None], size: tuple[float, float]) -> bytes:
+def figure(draw: Callable[[Figure], None], size: tuple[float, float]) -> Figure:
+    """A drawing rendered into a Figure (what the PNG shows; tests inspect its artists)."""
     with mpl_style.context("default"), mpl.rc_context(_RC):
         fig = Figure(figsize=size, layout="constrained")
         FigureCanvasAgg(fig)
         draw(fig)
+    return fig
+
+
+def _png(draw: Callable[[Figure], None], size: tuple[float, float]) -> bytes:
+    with mpl_style.context("default"), mpl.rc_context(_RC):
+        fig = figure(draw, size)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return buf.getvalue()
+
+
+def _padded(low: float, high: float, margin: float = Y_MARGIN) -> tuple[float, float]:
+    """A value range widened by ``margin`` of its span on each side (never empty)."""
+    span = max(high - low, 1e-3 * max(abs(high), 1.0))
+    return low - margin * span, high + margin * span
 
 
 def _token_axis(ax, budgets) -> None:
@@ -264,22 +313,31 @@ def _unambiguous_fit(fits: dict, rows: pd.DataFrame, model: str, recipe: str, ge
 
 
 def _speedup_series(ax, series: list, color: tuple, label: str) -> None:
-    """One recipe's speedups: solid inside its trained range, dashed beyond, dots at trained budgets."""
+    """One recipe's speedups: solid inside its trained range, dashed beyond, dots at trained
+    budgets, triangles where the value is only a bound (pointing the way the truth lies)."""
     tokens = np.array([s.tokens for s in series])
-    values = np.array([s.speedup for s in series])
-    inside = np.array([not s.extrapolated for s in series])
-    trained = np.array([s.at_trained_budget for s in series])
-    lo, hi = (np.array([s.ci[i] if s.ci else np.nan for s in series], dtype=float) for i in (0, 1))
-    has_ci = np.isfinite(lo) & np.isfinite(hi) & (lo > 0)  # a log axis cannot show a band reaching 0
-    beyond = ~inside
+    values = np.array([s.shown[0] for s in series], dtype=float)
+    ops = [s.shown[1] for s in series]
+    point = np.array([op is None for op in ops])
+    inside = np.array([not s.extrapolated for s in series]) & point
+    trained = np.array([s.at_trained_budget for s in series]) & point
+    lo, hi = (np.array([s.ci[i] if s.ci and s.ci[i] is not None else np.nan for s in series], dtype=float)
+              for i in (0, 1))
+    has_ci = np.isfinite(lo) & np.isfinite(hi) & (lo > 0) & point
+    beyond = ~inside & point
     if inside.any():
         beyond[np.flatnonzero(inside)[-1]] = True  # the lighter band and the dashes join the solid part
     ax.fill_between(tokens, lo, hi, where=has_ci & inside, color=color, alpha=0.2, lw=0)
     ax.fill_between(tokens, lo, hi, where=has_ci & beyond, color=color, alpha=0.1, lw=0)
     ax.plot(tokens[inside], values[inside], "-", color=color, label=label)
-    if (~inside).any():
+    if (beyond & ~inside).any():
         ax.plot(tokens[beyond], values[beyond], "--", color=color, label=None if inside.any() else label)
     ax.plot(tokens[trained], values[trained], "o", ms=4, color=color)
+    for marker, op in (("^", (">", ">=")), ("v", ("<", "<="))):
+        at = np.array([o in op for o in ops])
+        if at.any():
+            ax.plot(tokens[at], values[at], marker, ms=6, color=color, fillstyle="none",
+                    label=None if (inside.any() or beyond.any()) else label)
 
 
 def _index(name: str, order: list[str]) -> int:

@@ -29,11 +29,15 @@ def fits_table(analysis: Analysis, model_order: list[str], recipe_order: list[st
     for f in fits:
         params = [_estimate(f.params.get(name)) for name in ("E", "B", "beta")]
         span = f"{fmt.tokens(f.tokens_min)}-{fmt.tokens(f.tokens_max)}" if f.tokens_min is not None else "n/a"
+        if not f.usable:  # parameters of a law the data do not support are not printed
+            params = ["not shown"] * 3
         rows.append((f.model, _recipe_name(f.recipe, f.generator, several), *params,
-                     str(f.n_points) if f.n_points is not None else "n/a", span, "yes" if f.converged else "**no**"))
+                     str(f.n_points) if f.n_points is not None else "n/a", span, _verdict_cell(f.verdict, f.reasons)))
     return Table(("Model", "Recipe", "E [95% CI]", "B [95% CI]", "beta [95% CI]", "Points", "Tokens fitted",
-                  "Converged"), tuple(rows),
-                 caption=f"L(D) = E + B * D^-beta, fitted to the {analysis.metric} loss.")
+                  "Verdict"), tuple(rows),
+                 caption=f"L(D) = E + B * D^-beta, fitted to the {analysis.metric} loss. Verdict: ok, weak (usable, "
+                         f"marked) or unusable (not used for speedups, findings or plots), with the reasons; "
+                         f"the rules are in docs/laws.md.{_ci_caption(f.ci_note for f in fits)}")
 
 
 def failed_fits(analysis: Analysis, model_order: list[str], recipe_order: list[str]) -> list[str]:
@@ -41,24 +45,26 @@ def failed_fits(analysis: Analysis, model_order: list[str], recipe_order: list[s
     several = _several_generators(analysis)
     failed = sorted((f for f in analysis.fits if f.form == "data" and not f.is_data_law),
                     key=lambda f: _fit_order(f, model_order, recipe_order))
-    return [f"{_recipe_name(f.recipe, f.generator, several)} ({f.model}): {f.error or 'no parameters'}"
+    return [f"{_recipe_name(f.recipe, f.generator, several)} ({f.model}): unusable: {f.error or 'no parameters'}"
             for f in failed]
 
 
 def other_fits_table(analysis: Analysis, model_order: list[str], recipe_order: list[str]) -> Table | None:
     """Fits of other functional forms (ratio laws, model scaling), parameters listed by name."""
     several = _several_generators(analysis)
-    rows = [(f.model, _recipe_name(f.recipe, f.generator, several), f.form, _params_text(f.params),
-             _count(f.n_points), _converged(f.converged, f.error))
+    rows = [(f.model, _recipe_name(f.recipe, f.generator, several), f.form,
+             _params_text(f.params) if f.verdict != "unusable" else "not shown",
+             _count(f.n_points), _verdict_cell(f.verdict, f.reasons, f.error))
             for f in sorted((f for f in analysis.fits if f.form != "data"),
                             key=lambda f: (f.form, *_fit_order(f, model_order, recipe_order)))]
-    rows += [(f.model, f"{f.kind} (all ratios)", f.form, _params_text(f.params), _count(f.n_points),
-              _converged(f.converged, f.error))
+    rows += [(f.model, f"{f.kind} (all ratios)", f.form,
+              _params_text(f.params) if f.verdict != "unusable" else "not shown", _count(f.n_points),
+              _verdict_cell(f.verdict, f.reasons, f.error))
              for f in sorted(analysis.ratio_fits, key=lambda f: (f.kind, _rank(f.model, model_order)))]
     if not rows:
         return None
-    return Table(("Model", "Recipe", "Form", "Parameters [95% CI]", "Points", "Converged"), tuple(rows),
-                 caption="Other fitted laws (the ratio laws give the fitted best ratios).")
+    return Table(("Model", "Recipe", "Form", "Parameters [95% CI]", "Points", "Verdict"), tuple(rows),
+                 caption="Other fitted laws (the ratio laws give the fitted best ratios; an unusable one gives none).")
 
 
 def speedups_table(analysis: Analysis, model_order: list[str], recipe_order: list[str]) -> Table:
@@ -70,14 +76,31 @@ def speedups_table(analysis: Analysis, model_order: list[str], recipe_order: lis
     with_compute = any(s.speedup_compute is not None for s in shown)
     headers = ("Model", "Recipe", "Tokens", "Speedup", "95% CI", *(("Compute-inclusive",) if with_compute else ()),
                "Budget")
-    rows = tuple((s.model, _recipe_name(s.recipe, s.generator, several), fmt.tokens(s.tokens),
-                  fmt.factor(s.speedup), fmt.interval(s.ci, 3),
-                  *((f"{fmt.factor(s.speedup_compute)} {fmt.interval(s.ci_compute, 3)}",) if with_compute else ()),
-                  _budget_marker(s))
-                 for s in shown)
+    rows, said = [], set()
+    for s in shown:
+        if s.status == "no law":  # one row per recipe: the reason is the same at every budget
+            key = (s.model, s.recipe, s.generator)
+            if key in said:
+                continue
+            said.add(key)
+            budgets = [t.tokens for t in shown if (t.model, t.recipe, t.generator) == key]
+            rows.append((s.model, _recipe_name(s.recipe, s.generator, several),
+                         f"{fmt.tokens(min(budgets))}-{fmt.tokens(max(budgets))}", "no law", "",
+                         *(("",) if with_compute else ()), s.note or ""))
+            continue
+        rows.append((s.model, _recipe_name(s.recipe, s.generator, several), fmt.tokens(s.tokens),
+                     fmt.speedup(s), _speedup_ci(s), *((_compute_text(s),) if with_compute else ()),
+                     _budget_marker(s)))
+    rows = tuple(rows)
+    limit = analysis.conventions.get("max_extrapolation", 4.0)
     caption = ("Tokens natural needs to reach the recipe's loss, divided by the recipe's tokens (both read off "
                "the fitted laws). Above 1 means faster than natural. 'natural extrapolated': natural's law is "
-               "read beyond the budgets natural trained.")
+               f"read beyond the budgets natural trained. A value marked '>' or '<' is a bound: natural's law is "
+               f"read at most {fmt.num(limit)}x beyond its trained budgets (and no factor outside 0.01x-100x is "
+               f"printed); 'no law': the recipe's or natural's law is unusable (see the fit table). "
+               f"'(weak law)': computed from a law the verdict marks weak.")
+    caption += _ci_caption(getattr(s, "ci_note", None) if s.ci is None and s.status != "no law" else None
+                           for s in shown)
     if with_compute:
         caption += " Compute-inclusive: the same with the generator's FLOPs added to the recipe's cost."
     return Table(headers, rows, caption=caption)
@@ -104,13 +127,52 @@ def domain_loss_tables(results: pd.DataFrame) -> list[Table]:
     return tables
 
 
+def domain_bpb_tables(results: pd.DataFrame) -> list[Table]:
+    """Per-domain bits per byte at each model's largest budget (the results' ``bpb`` column), like the loss tables."""
+    if "bpb" not in results.columns:
+        return []
+    as_bpb = results.assign(loss=results["bpb"])  # condition_losses averages the ``loss`` column over seeds
+    domains = eval_domains(results)
+    values = {d: condition_losses(as_bpb, d) for d in [*domains, MEAN_DOMAIN]}
+    tables = []
+    for model in ordered_models(results):
+        rows_of_model = values[MEAN_DOMAIN].loc[values[MEAN_DOMAIN]["model"] == model, "tokens"]
+        if rows_of_model.empty:
+            continue
+        tokens = float(rows_of_model.max())
+        at = {d: _losses_at(frame, model, tokens) for d, frame in values.items()}
+        natural = at[MEAN_DOMAIN].get(NATURAL)
+        rows = []
+        for label in ordered_labels(results[results["model"] == model]):
+            mean = at[MEAN_DOMAIN].get(label)
+            delta = fmt.signed(mean - natural) if natural is not None and mean is not None else "n/a"
+            rows.append((label, *[fmt.loss(at[d].get(label)) for d in [*domains, MEAN_DOMAIN]], delta))
+        tables.append(Table(("Recipe", *domains, MEAN_DOMAIN, "mean - natural"), tuple(rows),
+                            caption=f"Bits per byte (seed mean) of {model} at {fmt.tokens(tokens)} tokens: "
+                                    f"nats / ln 2 / UTF-8 bytes of the eval tokens, comparable across tokenizers."))
+    return tables
+
+
 def best_ratio_table(analysis: Analysis, model_order: list[str]) -> Table:
     """Best synthetic ratio per kind, model and budget: on the trained grid and from the ratio law."""
     entries = sorted(analysis.best_ratio, key=lambda b: (b.kind, _rank(b.model, model_order), b.tokens))
     rows = tuple((b.kind, b.model, fmt.tokens(b.tokens), fmt.ratio(b.ratio_grid), fmt.interval(b.ci_grid, 3),
-                  fmt.ratio(b.ratio_fit), fmt.interval(b.ci, 3)) for b in entries)
+                  _fitted_ratio_text(b), "" if b.ratio_fit is None else fmt.interval(b.ci, 3)) for b in entries)
+    notes = _ci_caption(b.ci_grid_note for b in entries if b.ci_grid is None)
     return Table(("Kind", "Model", "Tokens", "Best r (grid)", "95% CI (grid)", "Best r (fit)", "95% CI (fit)"), rows,
-                 caption="r = 0 is natural text. The fitted r* comes from the ratio law L(D, r) (3+ ratios).")
+                 caption="r = 0 is natural text. The grid decides the best ratio; the fitted r* comes from the "
+                         "ratio law L(D, r) (3+ ratios), only from an ok or weak law, as a bound when it lies "
+                         "outside the trained ratios, and is flagged when the trained ratio nearest to it is not "
+                         f"the grid's best.{notes}")
+
+
+def _fitted_ratio_text(b) -> str:
+    if b.ratio_fit_bound is not None:
+        return fmt.bound(b.ratio_fit_bound.op, b.ratio_fit_bound.value, fmt.ratio)
+    if b.ratio_fit is None:
+        return b.ratio_fit_note or "n/a"
+    text = fmt.ratio(b.ratio_fit) + (" (weak law)" if b.ratio_fit_verdict == "weak" else "")
+    return text + (" (disagrees with the grid)" if b.agrees_with_grid is False else "")
 
 
 def failures_table(failures: list[dict]) -> Table:
@@ -142,7 +204,34 @@ def _recipe_name(recipe: str, generator: str | None, several: bool) -> str:
 
 def _budget_marker(s: Speedup) -> str:
     text = "extrapolated" if s.extrapolated else "trained"
-    return text + (", natural extrapolated" if s.natural_extrapolated else "")
+    text += ", natural extrapolated" if s.natural_extrapolated else ""
+    return text + (f"; {s.note}" if s.note else "")
+
+
+def _speedup_ci(s: Speedup) -> str:
+    if s.status == "no law":
+        return ""
+    return fmt.bounded_interval(s.ci, s.ci_bounds)
+
+
+def _compute_text(s: Speedup) -> str:
+    if s.bound_compute is not None:
+        return fmt.bound(s.bound_compute.op, s.bound_compute.value)
+    if s.speedup_compute is None:
+        return "n/a"
+    return f"{fmt.factor(s.speedup_compute)} {fmt.bounded_interval(s.ci_compute, s.ci_bounds)}"
+
+
+def _verdict_cell(verdict: str, reasons: list[str], error: str | None = None) -> str:
+    text = f"**{verdict}**" if verdict != "ok" else "ok"
+    details = list(reasons) or ([error] if error else [])
+    return text + (f": {'; '.join(details)}" if details else "")
+
+
+def _ci_caption(notes) -> str:
+    """Why intervals are missing, once per distinct reason."""
+    unique = list(dict.fromkeys(n for n in notes if n))
+    return (" No CI: " + " / ".join(unique) + ".") if unique else ""
 
 
 def _params_text(params) -> str:
@@ -153,12 +242,6 @@ def _params_text(params) -> str:
 
 def _count(n: int | None) -> str:
     return str(n) if n is not None else "n/a"
-
-
-def _converged(converged: bool, error: str | None) -> str:
-    if error:
-        return f"**no**: {error}"
-    return "yes" if converged else "**no**"
 
 
 def _estimate(est) -> str:

@@ -22,6 +22,7 @@ from . import claims
 from .spec import NATURAL, Source, StudySpec
 
 PREPARE_CLAIM = "prepare.claim"
+BASELINES_FILE = "baselines.json"  # in the study folder, beside results.csv (docs/contracts.md)
 WAIT_POLL_S = 1.0
 
 
@@ -113,6 +114,8 @@ def _prepare(spec: StudySpec, prep: Path, progress: bool) -> PreparedData:
             save_eval_set(build_eval_set(shard, tok, seq_len, max_tokens), path)
         data.eval_sets[domain] = str(path)
 
+    _write_baselines(prep.parent / BASELINES_FILE, data, tok.hash)
+
     data.generators = {kind: source.generator or _generator_of(source)
                        for kind, source in spec.corpora.synthetic.items()}
     data.key = {
@@ -126,6 +129,22 @@ def _prepare(spec: StudySpec, prep: Path, progress: bool) -> PreparedData:
         "source_tokens": data.source_tokens,
     })
     return data
+
+
+def _write_baselines(path: Path, data: PreparedData, tokenizer_hash: str) -> None:
+    """Write ``STUDY/baselines.json`` (uniform and unigram loss per eval domain) unless it is current."""
+    from ..evaluate.baselines import study_baselines
+
+    key = {"natural": Path(data.shards[NATURAL]).name,
+           "eval": {d: Path(p).name for d, p in sorted(data.eval_sets.items())}}
+    if path.exists():
+        try:
+            if read_json(path).get("key") == key:
+                return
+        except (ValueError, OSError, AttributeError):
+            pass  # unreadable or not an object: rebuild it
+    baselines = study_baselines(data.shards[NATURAL], data.eval_sets, data.vocab_size, tokenizer_hash)
+    write_json(path, {**baselines, "key": key})
 
 
 def _eval_set_exists(path: Path) -> bool:

@@ -160,21 +160,35 @@ def write_study_report(spec: StudySpec, study_dir: Path, df, runs: list[PlannedR
         "tokenizer": f"byte-level BPE, vocab {spec.tokenizer.vocab_size}" if not spec.tokenizer.path
         else spec.tokenizer.path,
         "runs": len(runs), "failures": failures,
+        # styles the spec declares; the report falls back to the kind's name for the others, and says so
+        "kind_styles": {kind: source.style for kind, source in sorted(spec.corpora.synthetic.items())
+                        if source.style},
     }
-    # A rerun with the same results and settings reuses the analysis and report it wrote.
+    # A rerun with the same results, settings and analysis code reuses the analysis and report it wrote.
+    baselines = study_dir / "baselines.json"  # read by the report (written by the prepare step)
     key = stable_hash({"results": sha256_file(study_dir / "results.csv"), "analysis": spec.analysis.model_dump(),
-                       "seed": spec.seed, "summary": summary})
+                       "seed": spec.seed, "summary": summary,
+                       "baselines": sha256_file(baselines) if baselines.exists() else None,
+                       "code": _analysis_code_hash()})
     html = study_dir / "report" / "report.html"
     key_file = study_dir / "report" / "inputs.json"
     if html.exists() and (study_dir / "analysis.json").exists() and key_file.exists() \
             and read_json(key_file).get("key") == key:
         return html
     analysis = analyze_results(df, metric_domain=spec.analysis.metric_domain,
-                               bootstrap=spec.analysis.bootstrap, seed=spec.seed)
+                               bootstrap=spec.analysis.bootstrap, seed=spec.seed,
+                               max_extrapolation=spec.analysis.max_extrapolation)
     write_analysis(study_dir / "analysis.json", analysis)
     paths = write_report(study_dir, results_df=df, analysis=analysis, spec_summary=summary)
     write_json(key_file, {"key": key})
     return Path(paths.get("html", html))
+
+
+def _analysis_code_hash() -> str:
+    """A hash of the laws/ and report/ source, so that upgrading synthscale refits the laws."""
+    package = Path(__file__).resolve().parents[1]
+    files = sorted(p for sub in ("laws", "report") for p in (package / sub).glob("*.py"))
+    return stable_hash({str(p.relative_to(package)): sha256_file(p) for p in files})
 
 
 def write_run_config(run: PlannedRun, prepared: PreparedData, spec: StudySpec, run_dir: Path) -> None:

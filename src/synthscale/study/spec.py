@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..errors import ConfigError
 
 NATURAL = "natural"
+SYNTHETIC_STYLES = ("rephrase", "generate")  # corpora.synthetic.KIND.style
 
 
 class _Strict(BaseModel):
@@ -42,6 +43,18 @@ class SyntheticSource(Source):
 
     generator: str | None = Field(None, description="generator name@revision; read from the corpus when omitted")
     generator_flops_per_token: float | None = Field(None, ge=0, description="for compute-inclusive speedups")
+    style: Literal["rephrase", "generate"] | None = Field(
+        None, description="rephrase: rewrites of natural documents (the paper's HQ, QA); generate: written from "
+        "topics or seeds (textbook). Decides which findings test the kind; when omitted the report falls back "
+        "to the kind's name (hq, qa: rephrase; textbook, txbk: generate) and says so")
+
+    @field_validator("style", mode="before")
+    @classmethod
+    def _known_style(cls, value: Any) -> Any:
+        if value is not None and value not in SYNTHETIC_STYLES:
+            raise ValueError(f"style {value!r} must be 'rephrase' (rewrites of natural documents, like the "
+                             f"paper's HQ and QA) or 'generate' (written from topics or seeds, like textbooks)")
+        return value
 
 
 class Corpora(_Strict):
@@ -143,6 +156,10 @@ class AnalysisSettings(_Strict):
 
     metric_domain: str = "mean"
     bootstrap: int = Field(200, ge=0)
+    max_extrapolation: float = Field(
+        4.0, ge=1, description="read natural's law at most this factor beyond its trained budgets; "
+        "speedups beyond it are reported as bounds"
+    )
 
 
 class ResourceRule(_Strict):
