@@ -225,6 +225,7 @@ def test_an_unusable_ratio_law_prints_no_r_star(tmp_path):
         assert e["value"] is None and e["note"].startswith("no law: ") and e["ci"] is None
     text = summarize_fit(out)
     assert "verdict: unusable (" in text and "r* =" not in text and "no law: " in text
+    assert "parameters not shown" in text and "\n    beta =" not in text
 
 
 def test_verdict_and_reasons_are_at_the_top_of_json_and_text(tmp_path):

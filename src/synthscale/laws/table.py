@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from synthscale import _io
 from synthscale.errors import ConfigError, InputError
 from synthscale.laws._json import json_ready
 from synthscale.laws.data import FitError
@@ -234,9 +235,12 @@ def summarize_fit(result: dict) -> str:
     if rows.get("filter") or rows.get("where"):
         used = [f for f in [rows.get("filter"), *[f"where {w}" for w in rows.get("where") or []]] if f]
         lines.append(f"  rows: {rows.get('used')} ({', '.join(used)})")
-    for name, p in result["params"].items():
-        ci = "" if p["ci"] is None else f"  95% CI [{_num(p['ci'][0])}, {_num(p['ci'][1])}]"
-        lines.append(f"  {name:>6} = {_num(p['value'])}{ci}")
+    if result.get("verdict") == "unusable":  # the optimiser's values stay in the JSON, for inspection
+        lines.append("  parameters not shown: the data do not support this law (see the verdict)")
+    else:
+        for name, p in result["params"].items():
+            ci = "" if p["ci"] is None else f"  95% CI [{_num(p['ci'][0])}, {_num(p['ci'][1])}]"
+            lines.append(f"  {name:>6} = {_num(p['value'])}{ci}")
     held = result.get("holdout")
     if held and "rel_error_mean" in held:
         lines.append(
@@ -287,14 +291,9 @@ def read_table(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise InputError("no such file", path=str(path))
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return pd.read_csv(path)
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-    except (ValueError, OSError) as err:
-        raise InputError(f"cannot read table: {err}", path=str(path)) from err
-    raise InputError(f"unsupported table type '{suffix}' (expected .csv or .parquet)", path=str(path))
+    if suffix not in (".csv", ".parquet"):
+        raise InputError(f"unsupported table type '{suffix}' (expected .csv or .parquet)", path=str(path))
+    return _io.read_table(path, fix="check the file, or point --input at another table")
 
 
 def _column(df: pd.DataFrame, role: str, cols: dict[str, str], *, required: bool, path: Path) -> str | None:
