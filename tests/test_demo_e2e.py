@@ -33,7 +33,13 @@ def test_quick_demo_writes_results_laws_and_report(quick_demo: Path) -> None:
     recipes = set(df["recipe"])
     assert {"natural", "hq@0.333", "hq@1", "textbook@0.333", "textbook@1"} <= recipes
     assert set(df["domain"]) == {"web", "encyclopedia", "probes", "mean"}
-    assert df.groupby("recipe")["tokens"].nunique().min() >= 4
+    # the default profile's shape, smaller: 2 seeds, 5 budgets read off one WSD run per (recipe, seed),
+    # from about 1 token per non-embedding parameter up
+    assert df.groupby("recipe")["tokens"].nunique().min() >= 5
+    assert df.groupby("recipe")["seed"].nunique().min() >= 2
+    assert df.groupby(["recipe", "seed"])["run_id"].nunique().max() == 1
+    per_param = df["tokens"] / df["params_nonembedding"]
+    assert per_param.min() <= 1.0 and per_param.max() >= 9.0
     analysis = json.loads((study / "analysis.json").read_text())
     fitted = {f["recipe"] for f in analysis["fits"] if f.get("form") == "data" and not f.get("error")}
     assert fitted == recipes, "every recipe has a fitted data law"
@@ -41,6 +47,7 @@ def test_quick_demo_writes_results_laws_and_report(quick_demo: Path) -> None:
     assert sped == recipes - {"natural"}, "every recipe has speedups over natural"
     report = (study / "report" / "report.md").read_text()
     assert "## Findings" in report and report.count("| **") >= 7
+    assert "**Regime:** tokens per non-embedding parameter D/N = 0.99-9.9 (cpu-pico)" in report
     baselines = json.loads((study / "baselines.json").read_text())
     assert set(baselines["domains"]) == {"web", "encyclopedia", "probes"}
     assert "### Baselines" in report and "| unigram baseline |" in report and "### Bits per byte per domain" in report

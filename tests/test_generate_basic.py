@@ -118,8 +118,9 @@ def test_toyworld_backend_rephrases_every_fact_and_reports_usage():
     assert hq.finish_reason == qa.finish_reason == "stop"
     for fact in FACTS:
         assert fact["subject"] in hq.text and fact["object"] in hq.text
+        assert fact["subject"] in qa.text and fact["object"] in qa.text
     assert "Subscribe" not in hq.text and "lol" not in hq.text
-    assert qa.text.count("Question: ") == qa.text.count("Answer: ") == len(FACTS)
+    assert qa.text.count("\nAnswer: ") == qa.text.count("Question: ") >= 1
     assert hq.prompt_tokens == len(req.prompt.split()) and hq.completion_tokens == len(hq.text.split())
     assert hq.meta["facts"] == FACTS
     assert backend.generator.startswith("toyworld@")

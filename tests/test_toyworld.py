@@ -17,8 +17,9 @@ from synthscale.errors import ConfigError
 from synthscale.generate import GenerationRequest, get_style
 from synthscale.generate.backends.toyworld import ToyworldBackend
 from synthscale.toyworld import TOYWORLD_VERSION, ToyworldConfig, World, build_toyworld, load_toyworld_config
-from synthscale.toyworld.natural import CHATTER, FILLER, FOOTER_LINES
-from synthscale.toyworld.schema import CATEGORIES, RELATION_BY_NAME, fill
+from synthscale.corpus import Document
+from synthscale.toyworld.natural import FILLER, FOOTER_LINES, NAV_LINES
+from synthscale.toyworld.schema import CATEGORIES, RELATION_BY_NAME
 from synthscale.toyworld.textbook import DIET_EXPLANATIONS
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -61,24 +62,52 @@ def test_different_seed_gives_a_different_world(tiny, tmp_path):
     assert payload(other.natural) != payload(tiny.natural)
 
 
-def test_rephrasings_state_every_fact_of_their_parent_and_none_of_the_noise(training):
+def test_rephrasings_state_every_fact_keep_the_content_and_drop_most_clutter(training):
     natural, synthetic = training
     parents = {d.id: d for d in natural}
+
+    def share_kept(lines: list[str], kind: str) -> float:
+        """Of the natural documents' lines drawn from ``lines``, the share whose rewrite has them as written."""
+        found = kept = 0
+        for doc in synthetic[kind]:
+            parent = parents[doc.parent_id].text
+            for line in lines:
+                if line in parent:
+                    found += 1
+                    kept += line in doc.text
+        assert found > 20, kind
+        return kept / found
+
     for kind in ("hq", "qa"):
         assert sorted(d.parent_id for d in synthetic[kind]) == sorted(parents)
         for doc in synthetic[kind]:
             facts = parents[doc.parent_id].meta["facts"]
-            assert facts
+            assert facts and doc.meta["facts"] == facts
             for f in facts:
-                phrasings = [fill(t, f["subject"], f["object"]) for t in RELATION_BY_NAME[f["relation"]].enc]
-                assert any(p in doc.text for p in phrasings), (kind, doc.id, f)
-            if kind == "qa":
-                assert doc.text.count("Question: ") == doc.text.count("Answer: ") == len(facts)
-    noise = [line.split("{")[0] for line in FOOTER_LINES + CHATTER + FILLER]
-    noisy = sum(any(n in d.text for n in noise) for d in natural)
-    assert noisy > len(natural) // 2
-    for kind in ("hq", "qa"):
-        assert not any(n in d.text for d in synthetic[kind] for n in noise)
+                assert f["subject"] in doc.text and f["object"] in doc.text, (kind, doc.id, f)
+            assert doc.text.count("Question: ") == doc.text.count("Answer: ") == (doc.text.count("\nAnswer: "))
+            assert (doc.text.count("Question: ") >= 1) == (kind == "qa")
+        # what carries content is mostly kept; page furniture (always in the same words) mostly not
+        assert share_kept(list(FILLER), kind) > 0.8
+        furniture = [line for line in FOOTER_LINES + NAV_LINES if "{" not in line]
+        assert 0.05 < share_kept(furniture, kind) < 0.5
+    # informal posts lose their hedges when a rewrite keeps their wording
+    assert not any(" i think" in d.text or "or so i heard" in d.text for d in synthetic["hq"])
+
+
+def test_rewrites_fix_typos_and_keep_chatter_only_now_and_then():
+    facts = [{"subject": "Hol Bossyth", "relation": "hometown", "object": "Fethdrommere"}]
+    text = ("thorkhub forums > Off topic > Re: anyone know about Hol Bossyth\n"
+            "kronde_syl19 wrote:\nHol Bossyth is from Fethdrommere. teh bus was late again, thrid time this week\n"
+            "Reply - Quote - Report")
+    doc = Document(id="web-x", text=text, meta={"facts": facts})
+    backend = ToyworldBackend()
+    outputs = [r.text for r in backend.generate([GenerationRequest(f"hq/{i}", "p", style, i, {}, document=doc)
+                                                 for i in range(60) for style in ("hq", "qa")])]
+    assert all("Fethdrommere" in t and "Hol Bossyth" in t for t in outputs)
+    assert not any("teh" in t or "thrid" in t for t in outputs)
+    with_chatter = sum("the bus was late again, third time this week" in t.lower() for t in outputs)
+    assert 0 < with_chatter < len(outputs) / 2
 
 
 def test_every_synthetic_document_has_full_provenance(training):

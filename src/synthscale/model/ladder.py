@@ -48,6 +48,7 @@ def _rungs(*rungs: Rung) -> dict[str, Rung]:
 # (few, wide-enough layers); the paper rungs follow Llama-3 shapes (GQA, head_dim 64/128,
 # ffn a multiple of 256), the 1B and 3B being Llama-3.2-1B/3B without tied embeddings.
 LADDER: dict[str, Rung] = _rungs(
+    Rung("cpu-pico", dim=32, n_layers=2, n_heads=2, n_kv_heads=1, ffn_dim=96),  # 0.025M
     Rung("cpu-nano", dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=192),  # 0.099M
     Rung("cpu-micro", dim=128, n_layers=3, n_heads=4, n_kv_heads=2, ffn_dim=384),  # 0.591M
     Rung("cpu-mini", dim=256, n_layers=3, n_heads=4, n_kv_heads=2, ffn_dim=640),  # 2.07M

@@ -1,10 +1,11 @@
 """`synthscale demo`: build toyworld, run the study on it, write the report.
 
-Three profiles: ``quick`` (a small grid, for tests), ``default`` (the protocol's
-recipes at 4+ budgets, <= 10 minutes on a 2-core CPU) and ``full`` (several model sizes
-and the ratio grid of the paper; long). The demo writes an ordinary study spec
-(``OUT/study.yaml``) and runs it like any other study, so every output can be rerun and
-inspected with the same commands.
+Three profiles: ``quick`` (the default's shape, smaller, for tests), ``default`` (the
+protocol's recipes, 2 seeds, 7 budgets from 1 to 50 tokens per non-embedding parameter,
+about 3.5 minutes on an idle 2-core CPU) and ``full`` (three model sizes and the paper's
+ratio grid; about 2 hours). The demo writes an ordinary study spec (``OUT/study.yaml``) and
+runs it like any other study, so every output can be rerun and inspected with the same
+commands.
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ from .spec import load_spec
 
 @dataclass(frozen=True)
 class DemoProfile:
-    """The size of the world and of the study grid for one demo profile."""
+    """The size of the world and of the study grid for one demo profile.
+
+    ``seeds`` model seeds per condition (``seed``, ``seed + 1``, ...); with ``schedule``
+    "wsd" each (recipe, seed) is one warmup-stable-decay run to the largest budget and
+    the smaller budgets are its decay branches (``decay_frac`` of each budget).
+    """
 
     toyworld: dict[str, Any]
     models: list[str]
@@ -36,30 +42,44 @@ class DemoProfile:
     bootstrap: int
     lr: float | None = None
     kinds: tuple[str, ...] = ("hq", "qa", "textbook")
+    seeds: int = 1
+    schedule: str = "cosine"
+    warmup_frac: float | None = None
+    decay_frac: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 # toyworld's synthetic kinds: hq and qa rewrite natural documents, textbook is written from topics
 TOYWORLD_STYLES = {"hq": "rephrase", "qa": "rephrase", "textbook": "generate"}
 
-# Sizes were chosen from measured CPU throughput (benchmarks/train_throughput.py): one
-# process per core with one torch thread each; cpu-nano ~15-20k tokens/s, cpu-micro
-# ~5-8k tokens/s per process at these batch sizes. Each budget is its own run.
+# The demo is a scale model of the paper's study (PROTOCOL.md, "A faithful scale model"): its
+# runs span 1 to 50 tokens per non-embedding parameter (the paper: 1-200, compute-optimal
+# ~20), with 2 seeds per condition. On a 2-core CPU that is affordable only with the smallest
+# rung (cpu-pico), a 512-token vocabulary (the head is a large share of a tiny model's FLOPs)
+# and one WSD run per (recipe, seed) whose decay branches give the smaller budgets. Steps of
+# 512 tokens (4 x 128) give the smallest budget 48 steps. README ("What the demo does") and
+# docs/training.md ("The demo's regime") give the measured times, fits and the choices tried.
+_WSD = dict(vocab_size=512, seq_len=128, batch_size=4, schedule="wsd", warmup_frac=0.01, decay_frac=0.2, seeds=2)
+
 PROFILES: dict[str, DemoProfile] = {
+    # cpu-pico (24.7k non-embedding params), D/N 0.99-9.9 over 5 budgets: 5 recipes x 2 seeds = 10 runs
     "quick": DemoProfile(
-        toyworld={"size": "small"}, models=["cpu-nano"], budgets=[16384, 32768, 65536, 131072],
-        ratios=["1/3", "1"], kinds=("hq", "textbook"), vocab_size=1024, seq_len=64, batch_size=8,
-        eval_tokens=8192, bootstrap=50,
+        toyworld={"size": "small"}, models=["cpu-pico"], budgets=[24576, 49152, 98304, 172032, 245760],
+        ratios=["1/3", "1"], kinds=("hq", "textbook"), eval_tokens=8192, bootstrap=50, **_WSD,
     ),
+    # cpu-pico, D/N 0.99-50 over 7 budgets: 7 recipes x 2 seeds = 14 runs
     "default": DemoProfile(
-        toyworld={"size": "default"}, models=["cpu-micro"], budgets=[32768, 65536, 131072, 262144],
-        ratios=["1/3", "1"], vocab_size=2048, seq_len=128, batch_size=8, eval_tokens=16384, bootstrap=200,
+        toyworld={"size": "default"}, models=["cpu-pico"],
+        budgets=[24576, 49152, 98304, 196608, 393216, 786432, 1245184],
+        ratios=["1/3", "1"], eval_tokens=16384, bootstrap=200, **_WSD,
     ),
+    # three sizes x the paper's ratio grid: 19 recipes x 2 seeds x 3 sizes = 114 runs; D/N up to
+    # 100 (cpu-pico), 25 (cpu-nano) and 4.2 (cpu-micro); L(N) fits at every budget (8)
     "full": DemoProfile(
-        toyworld={"size": "default"}, models=["cpu-nano", "cpu-micro", "cpu-mini"],
-        budgets=[32768, 65536, 131072, 262144, 524288, 1048576],
-        ratios=["1/10", "1/5", "1/3", "1/2", "2/3", "1"], vocab_size=2048, seq_len=128, batch_size=8,
-        eval_tokens=32768, bootstrap=500,
+        toyworld={"size": "default"}, models=["cpu-pico", "cpu-nano", "cpu-micro"],
+        budgets=[24576, 49152, 98304, 196608, 393216, 786432, 1572864, 2473984],
+        ratios=["1/10", "1/5", "1/3", "1/2", "2/3", "1"], eval_tokens=16384, bootstrap=200,
+        **{**_WSD, "warmup_frac": 0.005},  # 24 warmup steps, as the default: the 48-step budget's branch starts after
     ),
 }
 
@@ -101,11 +121,14 @@ def demo_spec(profile: DemoProfile, corpora, seed: int, base: Path | None = None
         "recipes": [{"kind": "natural"}] + [{"kind": k, "ratios": list(profile.ratios)} for k in profile.kinds],
         "models": list(profile.models),
         "budgets": list(profile.budgets),
-        "seeds": [seed],
+        "seeds": [seed + i for i in range(profile.seeds)],
         # one torch thread per run (runs go in parallel, one per core): fastest for these
         # sizes, and the numbers do not depend on the machine's core count
         "training": {"seq_len": profile.seq_len, "batch_size": profile.batch_size, "threads": 1,
-                     **({"lr": profile.lr} if profile.lr else {})},
+                     **({"lr": profile.lr} if profile.lr else {}),
+                     **({"schedule": profile.schedule} if profile.schedule != "cosine" else {}),
+                     **({"warmup_frac": profile.warmup_frac} if profile.warmup_frac is not None else {}),
+                     **({"decay_frac": profile.decay_frac} if profile.decay_frac is not None else {})},
         "evaluation": {"max_tokens_per_domain": profile.eval_tokens},
         "analysis": {"bootstrap": profile.bootstrap},
     }

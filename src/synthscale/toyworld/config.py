@@ -13,7 +13,7 @@ from ..errors import ConfigError
 # Bump when the generated text or world changes for the same config: it is part of the
 # generator name ("toyworld@<version>") and of the completion marker, so a new version
 # rebuilds old output folders.
-TOYWORLD_VERSION = "1"
+TOYWORLD_VERSION = "2"
 
 
 class ToyworldConfig(BaseModel):

@@ -87,7 +87,7 @@ class NaturalWriter:
         """``n`` documents with ids ``{id_prefix}-000000``...; facts kept in ``meta["facts"]``."""
         for i in range(n):
             focus = self.sample_entity()
-            facts = [self.world.fact_dict(f) for f in self._choose_facts(focus)]
+            facts = [self.world.fact_dict(f) for f in self.choose_facts(focus)]
             genre = self.rng.choice(tuple(self.genres))
             lines = self.genres[genre](focus, facts)
             text = "\n".join(line for line in lines if line.strip())
@@ -99,7 +99,8 @@ class NaturalWriter:
         x = self.rng.random() * self.cumulative[-1]
         return self.entities[min(bisect.bisect_right(self.cumulative, x), len(self.entities) - 1)]
 
-    def _choose_facts(self, focus: Entity) -> list[Fact]:
+    def choose_facts(self, focus: Entity) -> list[Fact]:
+        """The facts a document about ``focus`` states: a few of its own, sometimes a neighbour's."""
         cfg, rng = self.config, self.rng
         wanted = rng.randint(cfg.facts_per_doc_min, cfg.facts_per_doc_max)
         own = self.world.facts_of(focus)

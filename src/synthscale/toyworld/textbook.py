@@ -1,9 +1,13 @@
 """Textbook chapters written from the world's schema and topics, not from any document.
 
 A chapter explains a kind of thing or a relation, then states facts about the most
-popular entities of its topic (the head of the Zipf distribution). Like a generator that
-hallucinates, it states a fraction ``error_rate`` of those facts wrongly; every wrong fact
-is recorded with its true object in the chapter's meta.
+popular entities of its topic (the head of the Zipf distribution). Most chapters
+(``SOURCE_RATE``, calibrated against real textbooks: docs/toyworld.md) also reproduce a
+source for students to read, a web page about one of the chapter's entities written the
+way the natural corpus writes pages (its sites and users, the default typo rate and facts
+per page), with questions on it. Like a generator that hallucinates, a chapter states a
+fraction ``error_rate`` of all its facts wrongly; every wrong fact is recorded with its
+true object in the chapter's meta.
 """
 
 from __future__ import annotations
@@ -12,12 +16,20 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from .config import ToyworldConfig
+from .natural import NaturalWriter
 from .render import encyclopedic, question
 from .schema import RELATION_BY_NAME, RELATIONS, TYPE_EXPLANATIONS, TYPE_NOUNS
 from .world import Entity, Fact, World, random_value
 
 CONNECTIVES = ("For example, ", "Notably, ", "It is worth remembering that ", "As the records show, ",
                "In addition, ", "Historians note that ", "Students should know that ")
+# Chance that a chapter reproduces a source page (calibrated; docs/toyworld.md), and how it introduces it.
+SOURCE_RATE = 0.7
+SOURCE_GENRES = {"news": "a news item", "forum": "a forum thread", "listing": "a notice", "profile": "a profile page"}
+SOURCE_INTROS = ("Read the following {genre} as it appeared online, and compare it with what you have learned.",
+                 "Here is {genre} from the time. Sources like this are where much of our knowledge comes from.",
+                 "Historians work from sources such as {genre}. Read it carefully.")
 DIET_EXPLANATIONS = {
     "grazer": "A grazer feeds on grasses and low plants.",
     "hunter": "A hunter catches and eats other animals.",
@@ -69,6 +81,11 @@ class ChapterWriter:
     def __init__(self, world: World, error_rate: float):
         self.world = world
         self.error_rate = error_rate
+        self._by_name = {e.name: e for e in world.entities.values()}
+        # writes the source pages with the web's sites and users; its random stream is replaced by
+        # the chapter's for each page
+        self._pages = NaturalWriter(world, ToyworldConfig(seed=world.seed, zipf_exponent=world.zipf_exponent),
+                                    "natural")
 
     def write(self, topic: Topic, rng: random.Random) -> tuple[str, dict]:
         """The chapter text and its meta (topic, facts stated, wrong facts with the truth)."""
@@ -139,14 +156,41 @@ class ChapterWriter:
 
     def _state(self, ch: _Chapter, fact: Fact, rng: random.Random, first: bool) -> str:
         """One sentence stating ``fact``; with probability error_rate its object is wrong."""
+        stated = self._decide(ch, fact, rng)
+        connective = "" if first or rng.random() < 0.6 else rng.choice(CONNECTIVES)
+        return connective + encyclopedic(stated, rng, lower_first=bool(connective))
+
+    def _decide(self, ch: _Chapter, fact: Fact, rng: random.Random) -> dict:
+        """The fact as the chapter states it (wrong with probability error_rate), recorded in ``ch``."""
         true = self.world.fact_dict(fact)
         stated = dict(true)
         if rng.random() < self.error_rate:
             stated["object"] = self._wrong_object(fact, rng)
             ch.wrong.append({**stated, "true_object": true["object"]})
         ch.stated.append(stated)
-        connective = "" if first or rng.random() < 0.6 else rng.choice(CONNECTIVES)
-        return connective + encyclopedic(stated, rng, lower_first=bool(connective))
+        return stated
+
+    def _source(self, ch: _Chapter, rng: random.Random) -> None:
+        """With probability SOURCE_RATE, a section that reproduces a page about one of the chapter's entities.
+
+        Textbooks teach from sources: the page (news item, forum thread, notice or profile, as
+        the web writes them) is written for the chapter, states some of the entity's facts
+        (wrong at the chapter's error rate, like every fact it states) and is followed by
+        questions on it.
+        """
+        subjects = sorted({f["subject"] for f in ch.stated})
+        if not subjects or rng.random() >= SOURCE_RATE:
+            return
+        focus = self._by_name[rng.choice(subjects)]
+        pages = self._pages
+        pages.rng = rng  # the page is drawn from the chapter's own random stream
+        stated = [self._decide(ch, f, rng) for f in pages.choose_facts(focus)]
+        genre = rng.choice(tuple(pages.genres))
+        page = "\n".join(line for line in pages.genres[genre](focus, stated) if line.strip())
+        ch.lines += ["A source to read", rng.choice(SOURCE_INTROS).format(genre=SOURCE_GENRES[genre]), page]
+        if stated:
+            ch.lines += ["Questions on the source",
+                         "\n".join(f"{i}. {question(f, rng)}" for i, f in enumerate(stated[:2], start=1))]
 
     def _wrong_object(self, fact: Fact, rng: random.Random) -> str:
         rel = RELATION_BY_NAME[fact.relation]
@@ -160,6 +204,7 @@ class ChapterWriter:
         raise ValueError(f"no wrong value exists for relation '{rel.name}'")  # only with one entity of a type
 
     def _closing(self, ch: _Chapter, subject: str, reminder: str, rng: random.Random) -> None:
+        self._source(ch, rng)
         ch.lines += ["Summary", f"In this chapter we studied {subject}. Remember: {reminder}"]
         asked = rng.sample(ch.stated, min(len(ch.stated), rng.randint(2, 4)))
         if asked:

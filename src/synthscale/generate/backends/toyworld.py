@@ -1,7 +1,9 @@
 """The toyworld generator: answers hq, qa and textbook requests from the world's structured facts.
 
-It stands in for an LLM in the offline demo. Rephrasings read the source document's
-``meta["facts"]`` (not its noisy text) and state each fact once; textbook chapters are
+It stands in for an LLM in the offline demo. Rephrasings state each fact of the source
+document's ``meta["facts"]`` once, in clean phrasing, and keep some of the content its text
+carries besides (source, date, reported statements, quotes, a listing's price), leaving
+out boilerplate and chatter (toyworld/rewrite.py); textbook chapters are
 written from a topic of the world's catalogue and state a fraction ``textbook_error_rate``
 of their facts wrongly, the analogue of a generator's hallucinations. Sampling settings
 other than ``max_tokens`` do not apply (the output depends only on the request seed).
@@ -53,7 +55,8 @@ class ToyworldBackend(Backend):
         try:
             if request.style in ("hq", "qa"):
                 facts = self._facts(request)
-                text = (encyclopedic_rewrite if request.style == "hq" else qa_rewrite)(facts, rng)
+                rewrite = encyclopedic_rewrite if request.style == "hq" else qa_rewrite
+                text = rewrite(facts, rng, request.document.text if request.document is not None else None)
                 meta = {"facts": facts}
             elif request.style == "textbook":
                 text, meta = self._chapter(request, rng)
