@@ -102,10 +102,10 @@ def test_rerun_does_nothing_and_a_larger_max_docs_continues(world, tmp_path):
     run(world, out, max_docs=30, shard_size=20)
     before = snapshot(out)
     again = run(world, out, max_docs=30, shard_size=20)
-    assert again["this_run"] == {"answered": 0, "already_done": 30}
+    assert again["this_run"] == {"answered": 0, "failed": 0, "already_done": 30}
     assert snapshot(out) == before  # not a byte or a timestamp changed
     more = run(world, out, max_docs=45, shard_size=20)
-    assert more["this_run"] == {"answered": 15, "already_done": 30} and more["requests"] == 45
+    assert more["this_run"] == {"answered": 15, "failed": 0, "already_done": 30} and more["requests"] == 45
     assert len({d.id for d in shard_docs(out)}) == 45
 
 
@@ -163,7 +163,7 @@ def test_an_interrupted_run_with_a_torn_journal_line_resumes_cleanly(world, tmp_
     with open(journal, "a") as f:
         f.write('{"id": "hq/web-000099", "status": "ok", "doc": {"id": "hq/web-0')  # a write cut by SIGKILL
     summary = run_generation(job, UpperBackend(), progress=False)
-    assert summary["this_run"] == {"answered": 25, "already_done": 15}
+    assert summary["this_run"] == {"answered": 25, "failed": 0, "already_done": 15}
     docs = shard_docs(out)
     assert len(docs) == len({d.id for d in docs}) == 40 and not journal.exists()
 

@@ -113,3 +113,79 @@ def test_deterministic_by_seed_and_written_atomically(tmp_path):
     assert a == b
     write_analysis(tmp_path / "analysis.json", a)
     assert json.loads((tmp_path / "analysis.json").read_text()) == json.loads(json.dumps(a))
+
+
+# ---------------------------------------------------------------- model laws L(N)
+
+SIZES = {"s1": 25_000, "s2": 100_000, "s3": 600_000, "s4": 2_000_000}
+MODEL_LAW = {"E": 1.8, "A": 30.0, "alpha": 0.35}
+
+
+def _ladder_table(sizes: dict[str, int], budgets=BUDGETS, seeds: int = 2, noise: float = 0.002):
+    """Results of several model sizes whose mean loss is E + A N^-alpha + B D^-beta."""
+    import pandas as pd
+
+    frames = []
+    for i, (model, n) in enumerate(sizes.items()):
+        e_n = MODEL_LAW["E"] + MODEL_LAW["A"] * n ** -MODEL_LAW["alpha"]
+        recipes = {"natural": {"E": e_n, "B": 40.0, "beta": 0.3}, "hq@0.333": {"E": e_n, "B": 30.0, "beta": 0.3}}
+        frames.append(simulate_results(recipes, budgets, seeds=seeds, noise=noise, seed=i, model=model,
+                                       params_total=n + 50_000, params_nonembedding=n))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_model_laws_per_recipe_at_each_shared_budget():
+    budgets = BUDGETS[:3]
+    table = _ladder_table(SIZES, budgets=budgets)
+    # a budget only the two smallest sizes trained: no model law there
+    extra = _ladder_table({k: SIZES[k] for k in ("s1", "s2")}, budgets=[3.2e7])
+    analysis = analyze_results(pd_concat(table, extra), bootstrap=50, seed=0)
+    model_fits = [f for f in analysis["fits"] if f["form"] == "model"]
+    assert {(f["recipe"], f["tokens"]) for f in model_fits} == {(r, b) for r in ("natural", "hq@0.333")
+                                                                 for b in budgets}
+    for f in model_fits:
+        assert f["model"] == "all" and f["models"] == ["s1", "s2", "s3", "s4"]
+        assert f["params_column"] == "params_nonembedding"
+        assert (f["params_min"], f["params_max"]) == (25_000, 2_000_000)
+        assert f["n_points"] == 8 and f["n_runs"] == 8
+        assert set(f["params"]) == {"E", "A", "alpha"}
+        assert f["params"]["alpha"]["value"] == pytest.approx(MODEL_LAW["alpha"], rel=0.2)
+        assert f["params"]["alpha"]["ci"] is not None
+        assert f["holdout"]["axis"] == "params" and f["holdout"]["value"] == 2_000_000
+        assert f["holdout"]["rel_error_mean"] < 0.01
+        assert f["verdict"] in ("ok", "weak") and "verdict" in f and "reasons" in f
+    # the data laws are still there, one per recipe and model, and speedups use only them
+    data_fits = [f for f in analysis["fits"] if f["form"] == "data"]
+    assert len(data_fits) == 2 * 4
+    assert {s["model"] for s in analysis["speedups"]} == set(SIZES)
+    json.dumps(analysis, allow_nan=False)
+
+
+def test_no_model_law_with_fewer_than_three_sizes():
+    table = _ladder_table({k: SIZES[k] for k in ("s1", "s2")}, budgets=BUDGETS[:3])
+    analysis = analyze_results(table, bootstrap=0, seed=0)
+    assert all(f["form"] == "data" for f in analysis["fits"])
+
+
+def test_model_law_that_does_not_fall_with_size_is_unusable():
+    import pandas as pd
+
+    table = _ladder_table(SIZES, budgets=BUDGETS[:3], noise=0.0)
+    # every size gets the smallest one's losses (times tiny noise): no scaling with N
+    rng = np.random.default_rng(1)
+    base = table[table["model"] == "s1"].set_index(["recipe", "tokens", "seed", "domain"])["loss"]
+    rows = []
+    for model in SIZES:
+        part = table[table["model"] == model].copy()
+        part["loss"] = base.loc[list(zip(part["recipe"], part["tokens"], part["seed"], part["domain"]))].to_numpy()
+        part["loss"] *= np.exp(rng.normal(0, 0.001, len(part)))
+        rows.append(part)
+    analysis = analyze_results(pd.concat(rows, ignore_index=True), bootstrap=0, seed=0)
+    model_fits = [f for f in analysis["fits"] if f["form"] == "model"]
+    assert model_fits and all(f["verdict"] == "unusable" for f in model_fits)
+
+
+def pd_concat(*frames):
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)

@@ -82,8 +82,11 @@ def test_export_and_import_errors_name_what_is_wrong(tmp_path, tokenizer_path):
     (run / "config.json").unlink()
     with pytest.raises(ConfigError, match="pass tokenizer="):
         export_hf(run, tmp_path / "hf")
-    with pytest.raises(InputError, match="no checkpoint"):
+    with pytest.raises(InputError, match="nowhere: no such run folder or checkpoint file"):
         export_hf(tmp_path / "nowhere", tmp_path / "hf", tokenizer=tokenizer_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no checkpoint: expected a run folder"):
+        export_hf(tmp_path / "empty", tmp_path / "hf", tokenizer=tokenizer_path)
     out = export_hf(run, tmp_path / "hf", tokenizer=tokenizer_path)
     config = json.loads((out / "config.json").read_text())
     (out / "config.json").write_text(json.dumps({**config, "hidden_act": "gelu"}))

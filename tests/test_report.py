@@ -111,6 +111,11 @@ def paper_like_report(tmp_path_factory) -> dict[str, Path]:
     analysis["fits"].append(dict(recipe="natural", kind="natural", ratio=0.0, model="all", form="model",
                                  params={"E": {"value": 1.9, "ci": None}, "A": {"value": 400.0, "ci": [300.0, 500.0]},
                                          "alpha": {"value": 0.34, "ci": None}}, converged=True, n_points=2))
+    analysis["fits"].append(dict(recipe="hq@0.333", kind="hq", ratio=1 / 3, model="all", form="model", tokens=4e6,
+                                 models=["tiny", "small"], params={"E": {"value": 1.7, "ci": None},
+                                                                   "A": {"value": 300.0, "ci": None},
+                                                                   "alpha": {"value": 0.3, "ci": None}},
+                                 n_points=4, verdict="weak", reasons=["leave-largest-out error 3.0% > 2%"]))
     for s in analysis["speedups"]:
         s["speedup_compute"], s["ci_compute"] = s["speedup"] / 2, None
     analysis["warnings"] = ["dropped run r7 (qa@1, tokens=1e6): loss nan"]
@@ -153,6 +158,10 @@ def test_report_header_tables_and_failures(paper_like_report):
     assert "**Tokenizer:** byte-level BPE 4096" in markdown
     assert "**Runs:** 144 of 150 planned with results" in markdown  # 2 models x 9 recipes x 2 seeds x 4 budgets
     assert "| all | natural | model | A = 400 [300, 500]; E = 1.9; alpha = 0.34 | 2 | ok |" in markdown
+    assert ("| tiny, small | hq@0.333 at D = 4M | model | A = 300; E = 1.7; alpha = 0.3 | 4 | **weak**: "
+            "leave-largest-out error 3.0% > 2% |") in markdown
+    assert ("**Regime:** tokens per non-embedding parameter D/N = 1.0-8.0 (tiny), 0.25-2.0 (small); the paper's "
+            "runs span 1-200, compute-optimal is about 20") in markdown
     assert "| small | hq@0.333 | 8M | 5.27x | [4.74, 5.79] | 2.63x no CI | trained |" in markdown
     assert "- dropped run r7 (qa@1, tokens=1e6): loss nan" in markdown
     assert "- **bootstrap:** n=200, unit=run_id" in markdown
@@ -202,6 +211,21 @@ def test_paper_like_study_reproduces_findings_one_to_five():
     found = decide(make_results(), make_analysis())
     assert found == {1: REPRODUCED, 2: REPRODUCED, 3: REPRODUCED, 4: REPRODUCED, 5: REPRODUCED,
                      6: NOT_TESTED, 7: NOT_TESTED}
+
+
+def test_findings_evidence_states_the_regime():
+    results = normalize_results(make_results())
+    found = {f.number: f for f in decide_findings(results, parse_analysis(make_analysis()))}
+    regime = ("Regime: tokens per non-embedding parameter D/N = 1.0-8.0 (tiny); the paper's runs span 1-200, "
+              "compute-optimal is about 20.")
+    for number in (1, 2, 3, 4, 5):
+        assert found[number].evidence.endswith(regime), found[number].evidence
+    assert regime not in found[6].evidence and regime not in found[7].evidence
+    assert "hq@0.333 (tiny) at 8M (D/N 8.0): " in found[2].evidence
+    assert "at 1M (D/N 1.0)" in found[3].evidence and "at 8M (D/N 8.0)" in found[3].evidence
+    assert "(tiny) at 8M (D/N 8.0): r* = " in found[4].evidence
+    assert ("hq grid best by size, smallest -> largest budget: tiny 0.333 at 1M (D/N 1.0) -> 0.333 at 8M (D/N 8.0)"
+            in found[4].evidence)
 
 
 def test_finding2_not_reproduced_when_third_mixtures_are_slower_than_natural():

@@ -109,3 +109,15 @@ def test_lost_claim_is_noticed_by_its_holder(tmp_path: Path) -> None:
     assert not claim.still_held() and claim.lost
     claim.release()
     assert json.loads(path.read_text())["token"] == "intruder"  # release leaves the new holder's claim
+
+
+def test_a_damaged_claim_is_taken_over_but_one_being_written_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "claim.json"
+    path.write_text("\x00garbage")  # just created by another process, not written yet: leave it
+    assert claims.try_claim(path, purpose="t") is None
+    old = time.time() - claims.UNREADABLE_CLAIM_S - 5
+    os.utime(path, (old, old))  # unreadable for longer than any writer takes: damaged, nobody holds it
+    claim = claims.try_claim(path, purpose="t")
+    assert claim is not None and claims.read_claim(path)["token"] == claim.info["token"]
+    claim.release()
+    assert not path.exists()

@@ -61,7 +61,8 @@ def test_local_pool_parallel_status_killed_worker_and_retry(tiny_world, tmp_path
             text = format_status(study_status(study))  # what `study status` prints, during the run
             assert run_id in text and "running" in text and "%" in text and "/32768" in text
             os.kill(status["pid"], signal.SIGKILL)  # the worker dies mid-run (as under the OOM killer)
-            assert driver.wait(timeout=240) == 0, (tmp_path / "driver.log").read_text()
+            # a run failed: the driver finishes the others, then exits 1 (a pipeline must not take this for success)
+            assert driver.wait(timeout=240) == 1, (tmp_path / "driver.log").read_text()
         finally:
             driver.kill()
     final = statuses(study)
@@ -77,6 +78,7 @@ def test_local_pool_parallel_status_killed_worker_and_retry(tiny_world, tmp_path
     assert [f["run_id"] for f in json.loads((study / "failures.json").read_text())] == [run_id]
     assert set(pd.read_csv(study / "results.csv")["run_id"]) == set(final)
     assert "killed" in (tmp_path / "driver.log").read_text()
+    assert f"error: 1 of 4 runs failed; see {study / 'failures.json'}" in (tmp_path / "driver.log").read_text()
 
     spec, _ = load_spec(spec_path)
     again = run_study(spec, study, progress=False, report=False, executor="local", workers=2)

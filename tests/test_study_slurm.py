@@ -14,7 +14,7 @@ import pytest
 from synthscale.study.runner import run_study
 from synthscale.study.spec import load_spec
 
-from .conftest import ROOT
+from .conftest import ROOT, processes_mentioning
 from .study_tiny import (  # noqa: F401 (fixture)
     history_events,
     statuses,
@@ -52,15 +52,49 @@ def test_submitit_local_executor_requeues_preempted_run(tiny_world, tmp_path: Pa
     assert any((study / "slurm").glob("*_submitted.pkl"))  # went through submitit's submission path
 
 
-def test_real_single_node_slurm(tiny_world, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
+@pytest.fixture
+def single_node_slurm(tmp_path: Path, monkeypatch):
+    """A one-node Slurm cluster of this test's own (config, state, munge socket and key under a temp
+    folder; its own ports), stopped after the test; the process list is then checked for its daemons."""
     pytest.importorskip("submitit", reason="submitit is not installed (pip install 'synthscale[slurm]')")
-    setup = subprocess.run([str(ROOT / "scripts" / "slurm_single_node.sh")], capture_output=True, text=True,
-                           timeout=420)
-    if setup.returncode != 0:
-        reason = (setup.stderr.strip().splitlines() or ["unknown"])[-1]
-        print(f"single-node Slurm could not be set up: {reason}")
-        pytest.skip(f"single-node Slurm could not be set up here: {reason}")
-    monkeypatch.setenv("SLURM_CONF", setup.stdout.strip().split("=", 1)[1])
+    folder = tmp_path / "slurm"
+    env = {**os.environ, "SYNTHSCALE_SLURM_DIR": str(folder)}
+    env.pop("SLURM_CONF", None)
+    conf_entry = f"SLURM_CONF={folder / 'slurm.conf'}"  # in the environment of every process of its jobs
+    script = str(ROOT / "scripts" / "slurm_single_node.sh")
+    setup = subprocess.run([script], capture_output=True, text=True, timeout=420, env=env)
+    try:
+        if setup.returncode != 0:
+            reason = (setup.stderr.strip().splitlines() or ["unknown"])[-1]
+            print(f"single-node Slurm could not be set up: {reason}")
+            pytest.skip(f"single-node Slurm could not be set up here: {reason}")
+        started = processes_mentioning(str(folder))
+        assert {"slurmctld", "slurmd", "munged"} <= {cmd.split()[0].rsplit("/", 1)[-1] for cmd in started.values()}
+        monkeypatch.setenv("SLURM_CONF", setup.stdout.strip().split("=", 1)[1])
+        yield folder
+    finally:
+        stop = subprocess.run([script, "stop"], capture_output=True, text=True, timeout=120, env=env)
+        left = processes_mentioning(str(folder), conf_entry)  # its daemons and its jobs' processes
+        assert stop.returncode == 0 and not left, f"the Slurm cluster is still running: {left} {stop.stderr}"
+
+
+def test_the_slurm_script_stops_only_what_it_started(tmp_path: Path) -> None:
+    """`stop` on a folder whose cluster is not running (or never was) stops nothing and succeeds."""
+    script = str(ROOT / "scripts" / "slurm_single_node.sh")
+    env = {**os.environ, "SYNTHSCALE_SLURM_DIR": str(tmp_path / "none")}
+    (tmp_path / "none").mkdir()
+    bystander = subprocess.Popen(["sleep", "60"])  # some other process, whose pid a stale pid file names
+    try:
+        (tmp_path / "none" / "slurmctld.pid").write_text(str(bystander.pid))
+        res = subprocess.run([script, "stop"], capture_output=True, text=True, timeout=60, env=env)
+        assert res.returncode == 0, res.stderr
+        assert bystander.poll() is None  # not this cluster's daemon: left alone
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_real_single_node_slurm(tiny_world, single_node_slurm, tmp_path: Path) -> None:  # noqa: F811
     spec_path = write_tiny_spec(tmp_path / "spec.yaml", tiny_world, [2048],
                                 executor={"kind": "slurm", "resources": [{"cpus": 1, "mem_gb": 1}],
                                           "slurm": {"array_parallelism": 2}})

@@ -39,7 +39,11 @@ def test_status_counts_progress_eta_stalled_and_failures(tmp_path: Path) -> None
     study.mkdir()
     (study / "plan.json").write_text(json.dumps(plan))
     (study / "spec.resolved.json").write_text(json.dumps({"name": "demo"}))
-    _run(study, "a", {"state": "done", "finished": time.time(), "summary": {"final_loss": 3.5}})
+    done = _run(study, "a", {"state": "done", "finished": time.time(), "summary": {"final_loss": 3.5},
+                             "checkpoint": {"file": "checkpoints/final.safetensors", "bytes": 4}})
+    (done / "eval.json").write_text(json.dumps({"evals": [{"budget": 4096, "tokens": 4096, "domains": {}}]}))
+    (done / "checkpoints").mkdir()
+    (done / "checkpoints" / "final.safetensors").write_bytes(b"1234")  # a done run's artifacts (sizes only here)
     live = _run(study, "b", {"state": "running"}, [{"tokens": 512, "loss": 5.0, "tokens_per_s": 100.0},
                                                    {"tokens": 1024, "loss": 4.25, "tokens_per_s": 512.0}])
     dead = _run(study, "c", {"state": "running"})
@@ -54,7 +58,7 @@ def test_status_counts_progress_eta_stalled_and_failures(tmp_path: Path) -> None
         status = study_status(study)
     finally:
         claim.release()
-    assert status.counts == {"done": 1, "running": 1, "stalled": 1, "pending": 1, "failed": 1}
+    assert status.counts == {"done": 1, "incomplete": 0, "running": 1, "stalled": 1, "pending": 1, "failed": 1}
     running = next(r for r in status.runs if r.run_id == "b")
     assert (running.tokens_done, running.loss, running.eta_s) == (1024, 4.25, 6.0)
     text = format_status(status)

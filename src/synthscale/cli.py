@@ -13,18 +13,23 @@ from typing import List, Optional
 
 import typer
 
-from .errors import SynthscaleError
+from .errors import InputError, SynthscaleError
 
 app = typer.Typer(
     help="synthscale: does synthetic data help LLM pre-training, which kind, and how much?\n\n"
          "Start with `synthscale demo`: it builds a small fictional world, trains a ladder of tiny "
          "models on natural and synthetic mixtures, fits scaling laws and writes a report.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    rich_markup_mode=None,  # help texts are plain text: [/CONFIG] in an address is not markup
 )
-corpus_app = typer.Typer(help="Inspect corpora (jsonl, jsonl.gz, jsonl.zst, parquet, txt, hf://).", no_args_is_help=True)
-study_app = typer.Typer(help="Plan and run studies described by a YAML spec.", no_args_is_help=True)
-tokens_app = typer.Typer(help="Tokenizers, token shards and mixtures.", no_args_is_help=True)
-toyworld_app = typer.Typer(help="The built-in fictional world and its corpora.", no_args_is_help=True)
+corpus_app = typer.Typer(help="Inspect corpora (jsonl, jsonl.gz, jsonl.zst, parquet, txt, hf://).",
+                         no_args_is_help=True, rich_markup_mode=None)
+study_app = typer.Typer(help="Plan and run studies described by a YAML spec.",
+                        no_args_is_help=True, rich_markup_mode=None)
+tokens_app = typer.Typer(help="Tokenizers, token shards and mixtures.",
+                         no_args_is_help=True, rich_markup_mode=None)
+toyworld_app = typer.Typer(help="The built-in fictional world and its corpora.",
+                           no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(toyworld_app, name="toyworld")
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(study_app, name="study")
@@ -42,7 +47,8 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for the world, the study and the report."),
     profile: str = typer.Option("default", "--profile",
-                                help="quick (about 1-3 min, for tests), default (<= 10 min), full (sizes x ratio grid; long)."),
+                                help="quick (under a minute, for tests), default (about 3.5 min on 2 cores: "
+                                     "D/N 1-50, 2 seeds), full (3 sizes x the ratio grid; about 2 hours)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the world, the mixtures and the models."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
 ) -> None:
@@ -54,6 +60,7 @@ def demo(
 
     outcome = run_demo(out, profile=profile, seed=seed, progress=not quiet)
     _print_outcome(outcome)
+    _exit_unless_complete(outcome)
 
 
 @study_app.command("run")
@@ -87,6 +94,7 @@ def study_run(
                         progress=not quiet, report=not no_report, threads=threads, executor=executor,
                         workers=workers, retry_failed=retry_failed)
     _print_outcome(outcome)
+    _exit_unless_complete(outcome)
 
 
 @study_app.command("status")
@@ -115,26 +123,53 @@ def study_status_cmd(
 def study_plan(
     spec: Path = typer.Argument(..., help="Study spec (YAML)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Study folder (default: ./synthscale-out/<name>)."),
+    overrides: List[str] = typer.Option([], "--set", help="The same --set overrides as `study run`."),
 ) -> None:
-    """Validate SPEC, prepare its data and list the runs it would train (trains nothing)."""
+    """Validate SPEC, prepare its data and list the runs it would train, with their tokens, FLOPs and an
+    estimated time (trains nothing)."""
+    from .study.checks import check_spec_inputs
+    from .study.plan import estimate_plan
     from .study.runner import plan_study, run_status
     from .study.spec import load_spec
 
-    study_spec, _ = load_spec(spec)
+    study_spec, _ = load_spec(spec, overrides)
+    check_spec_inputs(study_spec)
     study_dir = out or Path("synthscale-out") / study_spec.name
     runs, _ = plan_study(study_spec, Path(study_dir), progress=False)
+    done = set()
+    typer.echo("run_id\tmodel\trecipe\ttokens\tFLOPs\tstate")
     for r in runs:
         state = run_status(Path(study_dir) / "runs" / r.run_id).get("state", "new")
-        typer.echo(f"{r.run_id}\t{r.model}\t{r.recipe}\t{r.tokens}\t{state}")
-    typer.echo(f"{len(runs)} runs")
+        if state == "done":
+            done.add(r.run_id)
+        flops = float(r.settings["train_flops_per_token"]) * r.tokens
+        typer.echo(f"{r.run_id}\t{r.model}\t{r.recipe}\t{r.tokens}\t{flops:.3g}\t{state}")
+    est = estimate_plan(runs, study_spec, done)
+    typer.echo(f"{len(runs)} runs ({est.to_run} to run, {len(runs) - est.to_run} done): "
+               f"{est.all_tokens:,} training tokens, {est.all_flops:.3g} FLOPs in all")
+    if est.to_run:
+        t = study_spec.executor.time
+        line = (f"estimated time of the {est.to_run} runs to run: {_duration(est.compute_s)} of run time "
+                f"({est.tokens:,} tokens, {est.flops:.3g} FLOPs at executor.time's {t.cpu_gflops:g} GFLOP/s per "
+                f"CPU core, {t.gpu_tflops:g} TFLOP/s per GPU)")
+        if est.wall_s is not None:
+            line += f"; about {_duration(est.wall_s)} on this machine ({est.parallel} at once)"
+        typer.echo(line + "; evaluation and start-up not included")
 
 
 @study_app.command("validate")
-def study_validate(spec: Path = typer.Argument(..., help="Study spec (YAML).")) -> None:
-    """Check SPEC for unknown fields and bad values without touching any data."""
+def study_validate(
+    spec: Path = typer.Argument(..., help="Study spec (YAML)."),
+    overrides: List[str] = typer.Option([], "--set", help="The same --set overrides as `study run`."),
+) -> None:
+    """Check SPEC without training: fields and values, every corpus path exists and holds documents with
+    text (reads the first ones), every budget holds at least one optimizer step, the eval token cap
+    holds a window. `study plan` also checks the token counts after encoding."""
+    from .study.checks import check_spec_inputs
     from .study.spec import load_spec
 
-    study_spec, _ = load_spec(spec)
+    study_spec, _ = load_spec(spec, overrides)
+    check_spec_inputs(study_spec)
     typer.echo(f"{spec}: ok ({len(study_spec.models)} model sizes, {len(study_spec.budgets)} budgets, "
                f"{len(study_spec.recipes)} recipes)")
 
@@ -146,14 +181,15 @@ def report(
     bootstrap: int = typer.Option(200, "--bootstrap", help="With --refit: bootstrap resamples for intervals."),
 ) -> None:
     """(Re)write STUDY_DIR/report/report.md and report.html from the study's results."""
-    from .report import write_report
-    from .study.results import read_results
+    from .report import load_results, write_report
 
+    if not study_dir.is_dir():
+        raise InputError("no such study folder", path=str(study_dir))
     df = None
     if refit:
         from .laws import analyze_results, write_analysis
 
-        df = read_results(study_dir / "results.parquet")
+        df, _ = load_results(study_dir)
         write_analysis(study_dir / "analysis.json", analyze_results(df, bootstrap=bootstrap))
     paths = write_report(study_dir, results_df=df)
     typer.echo(f"report: {paths['html']}\nmarkdown: {paths['markdown']}")
@@ -191,6 +227,8 @@ def fit(
     only inside the trained ratios, next to the grid's best trained ratio.
 
     Examples:
+
+    \b
       synthscale fit --input runs.csv --form chinchilla --col params=N
         --col tokens=D --col loss=L --bootstrap 200 --json
       synthscale fit --input runs.csv --form data --where params_N=2.81e9
@@ -208,14 +246,19 @@ def fit(
 @corpus_app.command("stats")
 def corpus_stats_cmd(
     files: List[str] = typer.Argument(..., help="Corpus files, folders or hf://ORG/NAME[/CONFIG][:SPLIT]."),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip malformed lines and count them instead of stopping."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip malformed or undecodable (not UTF-8) lines and "
+                                  "count them instead of stopping."),
+    text_field: str = typer.Option("text", "--text-field", help="Record field holding the text (as a spec's "
+                                   "text_field)."),
+    id_field: str = typer.Option("id", "--id-field", help="Record field holding the document id (as a spec's "
+                                 "id_field)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per corpus."),
 ) -> None:
     """Print documents, bytes and documents per domain of each corpus."""
     from .corpus import corpus_stats
 
     for f in files:
-        s = corpus_stats(f, skip_bad=skip_bad).as_dict()
+        s = corpus_stats(f, skip_bad=skip_bad, text_field=text_field, id_field=id_field).as_dict()
         if as_json:
             typer.echo(json.dumps(s, sort_keys=True))
             continue
@@ -223,7 +266,60 @@ def corpus_stats_cmd(
         typer.echo(f"{s['source']}\n  documents: {s['documents']}\n  bytes: {s['bytes']} "
                    f"(mean {s['mean_bytes']}/doc)\n  synthetic: {s['synthetic']}\n  domains: {domains}")
         if s["skipped"]:
-            typer.echo(f"  skipped malformed: {s['skipped']}")
+            typer.echo(f"  skipped malformed: {s['skipped']}"
+                       + (f" (first: {', '.join(s['skipped_where'][:3])})" if s.get("skipped_where") else ""))
+
+
+@corpus_app.command("compare")
+def corpus_compare_cmd(
+    a: str = typer.Argument(..., help="Reference corpus A (e.g. the natural text): file, folder or hf:// address."),
+    b: str = typer.Argument(..., help="Corpus B compared with A (e.g. its rewrites, or a synthetic corpus)."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="tokenizer.json or HF folder shared by both "
+                                            "sides. Default: train a byte-level BPE on the texts of A and B."),
+    vocab_size: int = typer.Option(2048, "--vocab-size", help="Vocabulary of the BPE trained when no --tokenizer "
+                                   "is given."),
+    text_field: str = typer.Option("text", "--text-field", help="Record field holding the text, both sides."),
+    id_field: str = typer.Option("id", "--id-field", help="Record field holding the document id, both sides."),
+    a_text_field: Optional[str] = typer.Option(None, "--a-text-field", help="Text field of A only (e.g. 'original' "
+                                               "when A and B are two fields of one paired file)."),
+    b_text_field: Optional[str] = typer.Option(None, "--b-text-field", help="Text field of B only."),
+    a_id_field: Optional[str] = typer.Option(None, "--a-id-field", help="Id field of A only."),
+    b_id_field: Optional[str] = typer.Option(None, "--b-id-field", help="Id field of B only."),
+    pair_by: str = typer.Option("auto", "--pair-by", help="How B documents name their A document: parent (B's "
+                                "parent_id), id (same id: two fields of one file), none, or auto (parent when B "
+                                "has parent_id, else id when most B ids are A ids)."),
+    max_docs: Optional[int] = typer.Option(None, "--max-docs", help="Read at most this many documents of each "
+                                           "corpus (the parents of B's documents are still found)."),
+    diversity_tokens: int = typer.Option(100_000, "--diversity-tokens", help="Tokens of each corpus that "
+                                         "type-token ratio and distinct-n are measured on (the same for both)."),
+    save_tokenizer: Optional[Path] = typer.Option(None, "--save-tokenizer", help="Keep the trained tokenizer here."),
+    as_json: bool = typer.Option(False, "--json", help="Print every figure as one JSON object."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+) -> None:
+    """Compare corpus B with corpus A through one shared tokenizer (corpus diagnostics, collapse signals).
+
+    Prints unigram KL both ways (nats per token, B add-one smoothed), the share of A's
+    token mass whose types never occur in B (and the reverse), type-token ratio and
+    distinct-2/3 (diversity), gzip ratio (redundancy) and the document length ratio; when
+    B's documents name A documents (parent_id, or the same id), the mean per-pair token
+    overlap and the share of near-copies. Definitions: docs/diagnostics.md.
+
+    Examples:
+
+    \b
+      synthscale corpus compare natural.jsonl.gz hq.jsonl.gz
+      synthscale corpus compare natural.jsonl.gz hq.jsonl.gz --vocab-size 4096 --json
+      synthscale corpus compare pairs.jsonl.gz pairs.jsonl.gz
+        --a-text-field original --b-text-field rephrase --id-field source_path
+    """
+    from .diagnostics import CorpusRef, compare_corpora, format_comparison
+
+    result = compare_corpora(
+        CorpusRef(a, a_text_field or text_field, a_id_field or id_field),
+        CorpusRef(b, b_text_field or text_field, b_id_field or id_field),
+        tokenizer=tokenizer, vocab_size=vocab_size, pair_by=pair_by, max_docs=max_docs,
+        diversity_tokens=diversity_tokens, save_tokenizer=save_tokenizer, progress=not quiet)
+    typer.echo(json.dumps(result, indent=2, sort_keys=True, default=str) if as_json else format_comparison(result))
 
 
 @toyworld_app.command("build")
@@ -376,15 +472,18 @@ def generate(
     system_prompt: Optional[str] = typer.Option(None, "--system-prompt", help="openai chat: a system message before each prompt."),
     text_field: str = typer.Option("text", "--text-field", help="Input field holding the text."),
     id_field: str = typer.Option("id", "--id-field", help="Input field holding the document id."),
+    max_failed_share: float = typer.Option(0.1, "--max-failed-share", help="Warn on stderr when more than this "
+                                           "share of the requests failed. Whatever it is, the command exits 1 "
+                                           "when every request failed."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
 ) -> None:
     """Generate a synthetic corpus (rephrasings or textbooks) with an LLM; resumable, with provenance and a dataset card.
 
     Example: synthscale generate --input corpus.jsonl.gz --max-docs 20 --style qa --backend transformers --model MODEL_DIR --out out/qa
     """
-    from .generate.commands import generate_command
+    from .generate.commands import generate_command, generation_verdict
 
-    _echo_json(generate_command(
+    summary = generate_command(
         input, style, backend, model, str(out), max_docs, target_tokens, topics=str(topics) if topics else None,
         style_files=[str(p) for p in style_file], audience=audience, format=format, seed=seed, tokenizer=tokenizer,
         chunk_tokens=chunk_tokens, chunk_tokenizer=chunk_tokenizer, samples=samples, batch_size=batch_size,
@@ -395,12 +494,18 @@ def generate(
         threads=threads, model_batch_size=model_batch_size, tensor_parallel_size=tensor_parallel_size,
         gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len, base_url=base_url,
         endpoint=endpoint, api_key_env=api_key_env, concurrency=concurrency, max_retries=max_retries,
-        timeout=timeout, system_prompt=system_prompt, text_field=text_field, id_field=id_field, progress=not quiet))
+        timeout=timeout, system_prompt=system_prompt, text_field=text_field, id_field=id_field, progress=not quiet)
+    _echo_json(summary)
+    code, messages = generation_verdict(summary, max_failed_share)
+    for line in messages:
+        typer.echo(line, err=True)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
 def serve(
-    model_dir: Path = typer.Argument(..., help="Hugging Face model folder (e.g. from `synthscale export-hf`)."),
+    model_dir: Path = typer.Argument(..., help="Hugging Face model folder (e.g. from `synthscale export`)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="Port (0 picks a free one)."),
     model_name: Optional[str] = typer.Option(None, "--model-name", help="Model id clients send (default: the folder name)."),
@@ -425,25 +530,26 @@ def train_cmd(
     model: str = typer.Option("cpu-micro", "--model", help="Ladder rung (see `synthscale ladder`)."),
     hf_config: Optional[Path] = typer.Option(None, "--hf-config", help="Take the model shape from this HF Llama folder (fresh weights)."),
     init_from_hf: Optional[Path] = typer.Option(None, "--init-from-hf", help="Continue from this HF Llama folder's weights (and shape)."),
-    seq_len: int = typer.Option(128, "--seq-len"),
+    seq_len: int = typer.Option(128, "--seq-len", help="Tokens per training sequence (the context length)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global sequences per step (default: ladder rule)."),
     grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per rank and step."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: ladder rule)."),
-    warmup_frac: Optional[float] = typer.Option(None, "--warmup-frac"),
+    warmup_frac: Optional[float] = typer.Option(None, "--warmup-frac", help="Warmup steps as a fraction of the run "
+                                                "(default: ladder rule)."),
     schedule: str = typer.Option("cosine", "--schedule", help="cosine | wsd"),
     budget: Optional[List[int]] = typer.Option(None, "--budget", help="wsd: extra budget read off by a decay branch (repeatable)."),
     decay_frac: float = typer.Option(0.2, "--decay-frac", help="wsd: decay length as a fraction of each budget."),
     checkpoint_every: int = typer.Option(0, "--checkpoint-every", help="Save a resumable state every N steps (0 = never)."),
     eval_set: Optional[List[str]] = typer.Option(None, "--eval-set", help="NAME=PATH of a saved eval set (repeatable)."),
-    eval_batch_size: int = typer.Option(16, "--eval-batch-size"),
-    seed: int = typer.Option(0, "--seed"),
+    eval_batch_size: int = typer.Option(16, "--eval-batch-size", help="Eval windows per forward pass."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the weights and of the data order."),
     threads: int = typer.Option(0, "--threads", help="torch threads per process (0 = torch default)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda (default: cuda when available)."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 (autocast)."),
     compile: str = typer.Option("auto", "--compile", help="torch.compile: auto (on for CUDA; on CPU only for runs of 2+ minutes, where it pays) | true | false."),
     nproc: int = typer.Option(1, "--nproc", help="Processes (torchrun underneath when > 1; gloo on CPU, nccl on GPU)."),
     parallel: str = typer.Option("ddp", "--parallel", help="ddp | fsdp (FSDP2 fully_shard, for large rungs)."),
-    no_progress: bool = typer.Option(False, "--no-progress"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Train one model on a mixture of token shards (resumable; several processes with --nproc)."""
     from .train.commands import train_command
@@ -472,6 +578,15 @@ def export_cmd(
     _echo_json(export_hf_command(str(run), str(hf), str(tokenizer) if tokenizer else None))
 
 
+def _duration(seconds: float) -> str:
+    """H:MM:SS (or D days H:MM:SS)."""
+    seconds = int(round(seconds))
+    days, rem = divmod(seconds, 86400)
+    h, rem = divmod(rem, 3600)
+    m, s = divmod(rem, 60)
+    return (f"{days} days " if days else "") + f"{h}:{m:02d}:{s:02d}"
+
+
 def _echo_json(obj) -> None:
     typer.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
@@ -481,16 +596,38 @@ def _print_outcome(outcome) -> None:
                f"{len(outcome.failed)} failed")
     for f in outcome.failed:
         typer.echo(f"  failed: {f['run_id']}: {f.get('reason', 'error')}: {f['error']} (log: {f.get('log', '')})")
+    if getattr(outcome, "repaired", None):
+        typer.echo(f"  {len(outcome.repaired)} runs found incomplete were redone (re-evaluated or retrained; "
+                   "see the warnings on stderr)")
     if getattr(outcome, "not_retried", 0):
         typer.echo(f"  {outcome.not_retried} runs that failed before were not retried (use --retry-failed)")
     if outcome.results_csv:
-        typer.echo(f"results: {outcome.results_csv}")
+        typer.echo(f"results: {outcome.results_csv} ({outcome.rows} of {outcome.planned_rows} planned rows, "
+                   f"{outcome.planned - len(outcome.missing)} of {outcome.planned} runs)")
+        for m in outcome.missing:
+            typer.echo(f"  missing {m['rows']} rows of {m['run_id']}: {m['reason']}")
     if outcome.report:
         typer.echo(f"report: {outcome.report}")
 
 
+def _exit_unless_complete(outcome) -> None:
+    """Exit 1 (after the outcome is printed) when any run failed or has no results: pipelines can trust exit 0."""
+    if outcome.failed:
+        typer.echo(f"error: {len(outcome.failed)} of {outcome.planned} runs failed; see "
+                   f"{outcome.study_dir / 'failures.json'}", err=True)
+        raise typer.Exit(1)
+    if outcome.missing:
+        typer.echo(f"error: {len(outcome.missing)} of {outcome.planned} runs have no results "
+                   f"({outcome.rows} of {outcome.planned_rows} rows); see the lines above", err=True)
+        raise typer.Exit(1)
+
+
 def main() -> None:
-    """Console entry point: run the app, turning SynthscaleError into one line and exit code 2."""
+    """Console entry point: run the app, turning SynthscaleError into one line and exit code 2.
+
+    Any other exception (a full disk, a permission denied, a bug) is one line too, with exit
+    code 1; `synthscale --debug ...` shows the traceback instead.
+    """
     try:
         app()
     except SynthscaleError as e:
@@ -501,6 +638,13 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted; rerun the same command to continue", err=True)
         sys.exit(130)
+    except Exception as e:  # noqa: BLE001 (the last line of defence: no traceback without --debug)
+        if _state["debug"]:
+            raise
+        text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        typer.echo(f"error: {type(e).__name__}{': ' + text if text else ''} "
+                   "(unexpected; rerun with `synthscale --debug ...` for the traceback)", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,15 @@ class InputError(SynthscaleError):
         self.line = line
 
 
+class MissingFileError(InputError, FileNotFoundError):
+    """A file a stage needs is not there (also a FileNotFoundError, for code that catches that)."""
+
+
+class DamagedFileError(InputError, ValueError):
+    """A file is there but cannot be read as what it should be: truncated, corrupt, wrong format
+    (also a ValueError, for code that catches that)."""
+
+
 class ConfigError(SynthscaleError):
     """A config or spec that fails validation (unknown field, value out of range)."""
 

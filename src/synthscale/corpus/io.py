@@ -11,11 +11,11 @@ import gzip
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
+from .._io import make_temp_beside, reading
 from ..errors import InputError, MissingDependencyError
 from .document import Document
 
@@ -134,36 +134,76 @@ class _ClosingTextWrapper(io.TextIOWrapper):
             self._fileobj.close()
 
 
-def _read_jsonl(path: Path, *, skip_bad: bool, stats: ReadStats, text_field: str, id_field: str) -> Iterator[Document]:
+def open_binary(path: Path) -> IO[bytes]:
+    """Open a possibly compressed (.gz, .zst) file for reading bytes."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if name.endswith(".zst"):
+        import zstandard
+
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
+    return open(path, "rb")
+
+
+def _decoded_lines(path: Path, *, skip_bad: bool, stats: ReadStats) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every line, each decoded as UTF-8 on its own: an undecodable line raises
+    an InputError naming it, or with ``skip_bad`` is skipped and counted."""
     try:
-        with open_text(path) as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
+        with open_binary(path) as f:
+            for lineno, raw in enumerate(f, start=1):
                 try:
-                    record = json.loads(line)
-                    yield Document.from_dict(record, text_field=text_field, id_field=id_field)
-                except (json.JSONDecodeError, ValueError) as e:
-                    msg = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
                     if not skip_bad:
-                        raise InputError(f"malformed record: {msg} (use --skip-bad to skip such lines)",
-                                         path=str(path), line=lineno) from None
+                        raise InputError(f"not valid UTF-8 (byte {e.start + 1} of the line: {e.reason}; use "
+                                         "--skip-bad to skip such lines)", path=str(path), line=lineno) from None
                     stats.skip(f"{path}:{lineno}")
-    except (OSError, EOFError, UnicodeDecodeError) as e:
+                    continue
+                del raw  # a long line is not held twice while the reader works on it
+                yield lineno, line
+                del line
+    except (OSError, EOFError) as e:
         raise InputError(f"cannot read: {e}", path=str(path)) from None
+    except Exception as e:  # zstandard raises its own error type for a damaged frame
+        if isinstance(e, InputError):
+            raise
+        raise InputError(f"cannot read: {e}", path=str(path)) from None
+
+
+def _read_jsonl(path: Path, *, skip_bad: bool, stats: ReadStats, text_field: str, id_field: str) -> Iterator[Document]:
+    for lineno, line in _decoded_lines(path, skip_bad=skip_bad, stats=stats):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            doc = Document.from_dict(record, text_field=text_field, id_field=id_field)
+        except (json.JSONDecodeError, ValueError) as e:
+            msg = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
+            if not skip_bad:
+                raise InputError(f"malformed record: {msg} (use --skip-bad to skip such lines)",
+                                 path=str(path), line=lineno) from None
+            stats.skip(f"{path}:{lineno}")
+            continue
+        del line, record  # only the document stays alive while the caller works on it
+        yield doc
 
 
 def _read_parquet(path: Path, *, skip_bad: bool, stats: ReadStats, text_field: str, id_field: str) -> Iterator[Document]:
     import pyarrow.parquet as pq
 
-    try:
+    fix = "replace the file (a parquet file cannot be read past damage; --skip-bad does not help)"
+    with reading(path, "parquet corpus", fix):
         pf = pq.ParquetFile(path)
-    except Exception as e:  # pyarrow raises several types for a bad file
-        raise InputError(f"cannot read parquet: {e}", path=str(path)) from None
     if text_field not in pf.schema_arrow.names:
         raise InputError(f"parquet file has no '{text_field}' column", path=str(path))
     row = 0
-    for batch in pf.iter_batches(batch_size=1024):
+    batches = pf.iter_batches(batch_size=1024)
+    while True:
+        with reading(path, "parquet corpus", fix):  # a damaged row group shows only when it is read
+            batch = next(batches, None)
+        if batch is None:
+            break
         for record in batch.to_pylist():
             row += 1
             record = {k: v for k, v in record.items() if v is not None}  # columns absent in this row
@@ -184,22 +224,18 @@ def _read_parquet(path: Path, *, skip_bad: bool, stats: ReadStats, text_field: s
 
 def _read_text(path: Path, *, skip_bad: bool, stats: ReadStats, text_field: str, id_field: str) -> Iterator[Document]:
     """A plain text file: each block separated by blank lines is a document ``STEM:N``."""
-    try:
-        with open_text(path) as f:
-            block: list[str] = []
-            n = 0
-            for line in f:
-                if line.strip():
-                    block.append(line.rstrip("\n"))
-                elif block:
-                    n += 1
-                    yield Document(id=f"{path.stem}:{n}", text="\n".join(block), source=str(path))
-                    block = []
-            if block:
-                n += 1
-                yield Document(id=f"{path.stem}:{n}", text="\n".join(block), source=str(path))
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read text: {e}", path=str(path)) from None
+    block: list[str] = []
+    n = 0
+    for _, line in _decoded_lines(path, skip_bad=skip_bad, stats=stats):
+        if line.strip():
+            block.append(line.rstrip("\r\n"))
+        elif block:
+            n += 1
+            yield Document(id=f"{path.stem}:{n}", text="\n".join(block), source=str(path))
+            block = []
+    if block:
+        n += 1
+        yield Document(id=f"{path.stem}:{n}", text="\n".join(block), source=str(path))
 
 
 def parse_hf_uri(uri: str) -> tuple[str, str | None, str]:
@@ -257,9 +293,7 @@ def write_documents(path: str | os.PathLike, docs: Iterable[Document]) -> int:
     if fmt == "text":
         raise InputError("writing plain text loses ids; write .jsonl or .parquet", path=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.name, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = Path(make_temp_beside(path, suffix=path.name))  # the suffix keeps the format (.gz, .zst)
     n = 0
     try:
         if fmt == "parquet":

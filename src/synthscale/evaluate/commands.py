@@ -1,4 +1,4 @@
-"""Plain functions behind the ``synthscale eval ...`` CLI commands; each returns a JSON-able dict."""
+"""Plain functions behind the ``synthscale evaluate`` CLI commands; each returns a JSON-able dict."""
 
 from __future__ import annotations
 
@@ -26,8 +26,10 @@ def build_eval_sets_command(shards: list[str], tokenizer: str, seq_len: int, max
 def evaluate_checkpoint_command(checkpoint: str, eval_sets: list[str], batch_size: int = 8,
                                 device: str = "cpu") -> dict:
     """Per-domain loss and bpb of a saved model; ``eval_sets`` are ``PATH`` or ``DOMAIN=PATH``."""
+    from ..model.hf import find_checkpoint
     from ..train.checkpoint import load_model
 
+    checkpoint_file, _ = find_checkpoint(Path(checkpoint))  # a run folder, its checkpoints/ or the file
     sets = {}
     for item in eval_sets:
         domain, sep, path = item.partition("=")
@@ -36,5 +38,5 @@ def evaluate_checkpoint_command(checkpoint: str, eval_sets: list[str], batch_siz
         if name in sets:
             raise ConfigError(f"eval domain '{name}' is given twice; name them DOMAIN=PATH")
         sets[name] = eval_set
-    model = load_model(checkpoint, device=device)
+    model = load_model(checkpoint_file, device=device)
     return evaluate_model(model, sets, batch_size)

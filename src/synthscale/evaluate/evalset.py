@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_write_bytes
-from ..errors import ConfigError, InputError
+from .._io import atomic_write_bytes, read_safetensors
+from ..errors import ConfigError, InputError, MissingFileError
 from ..tokens import Tok, load_tokenizer, open_shard, shard_prefix
 
 EVAL_SET_FORMAT = "synthscale.eval_set/1"
@@ -128,19 +128,13 @@ def save_eval_set(eval_set: EvalSet, path: str | os.PathLike) -> Path:
 
 def load_eval_set(path: str | os.PathLike) -> EvalSet:
     """Read an eval set written by save_eval_set (the ``.safetensors`` suffix may be left off)."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file() and _with_suffix(path).is_file():
         path = _with_suffix(path)
     if not path.is_file():
-        raise InputError("no such eval set file", path=str(path))
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types on a bad header
-        raise InputError(f"not a readable safetensors eval set ({e})", path=str(path)) from None
+        raise MissingFileError("no such eval set file", path=str(path))
+    tensors, metadata = read_safetensors(path, what="eval set", framework="numpy",
+                                         fix="build it again (a study's prepare step does so by itself)")
     try:
         info = json.loads(metadata[METADATA_KEY])
     except (KeyError, json.JSONDecodeError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ConfigError
@@ -71,6 +73,52 @@ def generate_command(input: str | None, style: str, backend: str, model: str | N
     options = backend_options(backend, {k: v for k, v in given.items() if v is not None}, gpus)
     with make_backend(backend, model, **options) as generator:
         return run_generation(job, generator, progress=progress)
+
+
+DEFAULT_MAX_FAILED_SHARE = 0.1  # `generate` warns on stderr when more requests than this failed
+
+
+def generation_verdict(summary: dict[str, Any], max_failed_share: float = DEFAULT_MAX_FAILED_SHARE
+                       ) -> tuple[int, list[str]]:
+    """(exit code, lines for stderr) of a generation run's summary, for a pipeline to trust.
+
+    Exit 1 when every request of this run failed, or every request the folder holds failed
+    (nothing written: manifest state ``failed``); a warning with counts when the share of
+    failed requests is above ``max_failed_share``; else 0 and nothing to say.
+    """
+    requests, failed = int(summary.get("requests", 0)), int(summary.get("failed", 0))
+    this_run = summary.get("this_run") or {}
+    answered = int(this_run.get("answered", 0))
+    out = Path(summary.get("out", "."))
+    examples = _failure_examples(out / "failures.jsonl")
+    where = f"see {out / 'failures.jsonl'}" + (f" (e.g. {examples})" if examples else "")
+    if summary.get("state") == "failed" or (answered and this_run.get("failed") == answered):
+        n = answered if answered and this_run.get("failed") == answered else requests
+        return 1, [f"error: all {n} requests {'of this run ' if n != requests else ''}failed, nothing was written; "
+                   f"{where}; fix the cause and rerun the same command with --retry-failures"]
+    if requests and failed / requests > max_failed_share:
+        return 0, [f"warning: {failed} of {requests} requests failed ({100 * failed / requests:.0f}%, more than "
+                   f"{100 * max_failed_share:g}%); {where}; rerun with --retry-failures to ask them again"]
+    return 0, []
+
+
+def _failure_examples(path: Path, n: int = 2) -> str:
+    """The first ``n`` distinct error messages of failures.jsonl, quoted ('' without any)."""
+    seen: list[str] = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    error = str(json.loads(line).get("error") or "").splitlines()[0][:160]
+                except (ValueError, AttributeError, IndexError):
+                    continue
+                if error and error not in seen:
+                    seen.append(error)
+                if len(seen) >= n:
+                    break
+    except OSError:
+        return ""
+    return "; ".join(f"'{e}'" for e in seen)
 
 
 def gate_config(action: str, truncated: str | None = None, language: str = "en", near_copy: float | None = 0.9,

@@ -102,25 +102,25 @@ def run_generation(job: GenerateJob, backend: Backend, *, progress: bool = True)
         requests = plan_requests(_items(job), style, sampling, job.seed, chunk_tokens=job.chunk_tokens or None,
                                  count_tokens=counter, samples=job.samples)
         try:
-            answered, stop_reason = _answer_pending(_unique(requests, done), job, backend, style, tok, store,
-                                                    progress)
+            answered, failed, stop_reason = _answer_pending(_unique(requests, done), job, backend, style, tok,
+                                                            store, progress)
         except KeyboardInterrupt:
             store.mark_interrupted()
             raise
         if answered == 0 and store.complete:
             return _existing_summary(store, job, style, sampling, backend, identity)
         store.finish(stop_reason)
-        return _write_outputs(store, job, style, sampling, backend, identity, answered, len(done))
+        return _write_outputs(store, job, style, sampling, backend, identity, answered, len(done), failed)
 
 
 def _answer_pending(requests: Iterator[GenerationRequest], job: GenerateJob, backend: Backend, style: Style,
-                    tok: Any, store: OutputStore, progress: bool) -> tuple[int, str]:
+                    tok: Any, store: OutputStore, progress: bool) -> tuple[int, int, str]:
     """Answer the requests batch by batch, journaling each batch; stop at the token target.
 
-    Returns (requests answered, stop reason).
+    Returns (requests answered, of them failed, stop reason).
     """
     written = store.tally().written_tokens
-    answered = 0
+    answered = failed = 0
     with _progress_bar(progress, style.name) as advance:
         for batch in _batches(requests, job.batch_size):
             if _target_reached(job, written):
@@ -128,9 +128,10 @@ def _answer_pending(requests: Iterator[GenerationRequest], job: GenerateJob, bac
             records = _answer(batch, backend, style, job.gates, tok)
             store.append(records)
             answered += len(records)
+            failed += sum(1 for r in records if r["status"] == "failed")
             written += sum(r.get("tokens", 0) for r in records if r["status"] == "ok")
             advance(len(records), written)
-    return answered, "target tokens reached" if _target_reached(job, written) else "input exhausted"
+    return answered, failed, "target tokens reached" if _target_reached(job, written) else "input exhausted"
 
 
 # --- answering one batch ----------------------------------------------------------------------
@@ -245,10 +246,10 @@ def _identity(job: GenerateJob, style: Style, sampling: dict[str, Any], backend:
 # --- outputs ------------------------------------------------------------------------------------
 
 def _write_outputs(store: OutputStore, job: GenerateJob, style: Style, sampling: dict[str, Any], backend: Backend,
-                   identity: dict[str, Any], new: int, skipped: int) -> dict[str, Any]:
+                   identity: dict[str, Any], new: int, skipped: int, failed: int = 0) -> dict[str, Any]:
     tokens = [n for _, status, n in store.index_rows() if status == "ok"]
     summary = build_summary(store, job, style, backend, tokens)
-    summary["this_run"] = {"answered": new, "already_done": skipped}
+    summary["this_run"] = {"answered": new, "failed": failed, "already_done": skipped}
     if job.reassemble:
         summary["reassembled"] = _reassemble(store)
     store.write_json("summary.json", summary)
@@ -259,12 +260,15 @@ def _write_outputs(store: OutputStore, job: GenerateJob, style: Style, sampling:
 def _existing_summary(store: OutputStore, job: GenerateJob, style: Style, sampling: dict[str, Any],
                       backend: Backend, identity: dict[str, Any]) -> dict[str, Any]:
     """A finished run: return its summary without touching any file (rebuilt only if it is missing)."""
-    path = store.root / "summary.json"
-    if path.exists() and (store.root / "dataset_card.md").exists():
-        from .._io import read_json
+    from .._io import read_json
 
-        summary = read_json(path)
-        summary["this_run"] = {"answered": 0, "already_done": summary.get("requests", 0)}
+    path = store.root / "summary.json"
+    try:
+        summary = read_json(path, what="generation summary", missing_ok=True)
+    except ValueError:  # damaged: rebuilt below from the output folder, which it only summarises
+        summary = None
+    if isinstance(summary, dict) and (store.root / "dataset_card.md").exists():
+        summary["this_run"] = {"answered": 0, "failed": 0, "already_done": summary.get("requests", 0)}
         return summary
     return _write_outputs(store, job, style, sampling, backend, identity, 0, store.tally().requests)
 

@@ -33,6 +33,7 @@ from ..errors import ConfigError, InputError
 
 MANIFEST_FORMAT = "synthscale.generate/1"
 STATUSES = ("ok", "rejected", "failed")
+OUT_FIX = "restore it, or generate into a new --out folder"
 
 
 @dataclass
@@ -150,7 +151,7 @@ class OutputStore:
     def _check_identity(self) -> None:
         path = self.root / "generate_config.json"
         if path.exists():
-            stored = read_json(path).get("identity", {})
+            stored = read_json(path, what="generation config", fix=OUT_FIX).get("identity", {})
             if stored != self.identity:
                 where = _first_difference(stored, self.identity)
                 raise ConfigError(f"{self.root}: was generated with a different configuration ({where} differs); "
@@ -163,7 +164,7 @@ class OutputStore:
         path = self.root / "manifest.json"
         if not path.exists():
             return {"format": MANIFEST_FORMAT, "shards": [], "state": "running", "stop_reason": None}
-        manifest = read_json(path)
+        manifest = read_json(path, what="generation manifest", fix=OUT_FIX)
         if manifest.get("format") != MANIFEST_FORMAT:
             raise InputError(f"not a {MANIFEST_FORMAT} manifest", path=str(path))
         return manifest
@@ -286,10 +287,13 @@ class OutputStore:
         self.journal = []
 
     def finish(self, stop_reason: str) -> None:
-        """Seal the last shard, rewrite failures.jsonl and mark the run complete."""
+        """Seal the last shard, rewrite failures.jsonl and mark the run complete, or failed when every
+        request answered so far failed (nothing written; a rerun with retry_failures asks them again)."""
         self.seal_shard()
         self.write_failures()
-        self.manifest.update(state="complete", stop_reason=stop_reason)
+        tally = self.tally()
+        state = "failed" if tally.requests and tally.failed == tally.requests else "complete"
+        self.manifest.update(state=state, stop_reason=stop_reason)
         write_json(self.root / "manifest.json", self.manifest)
 
     def mark_interrupted(self) -> None:

@@ -4,7 +4,10 @@ For the metric rows (domain ``mean`` by default) of the results table:
 
 - ``fits``: the data law L(D) = E + B D^-beta per (recipe, generator, model), with
   bootstrap intervals (runs resampled with replacement) and a leave-largest-budget-out
-  check. A recipe whose law cannot be fitted gets an entry with ``error`` instead.
+  check. A recipe whose law cannot be fitted gets an entry with ``error`` instead. With
+  3 or more model sizes, also the model law L(N) = E + A N^-alpha (form ``model``, N the
+  non-embedding parameters) per (recipe, generator) at each budget the sizes share, with
+  a leave-largest-size-out check.
 - ``speedups``: every non-natural recipe over ``natural`` of the same model, at each
   trained budget and on a grid up to twice the largest, token and compute-inclusive.
 - ``best_ratio``: per synthetic kind, model and trained budget, the trained ratio with the
@@ -34,6 +37,7 @@ REQUIRED_COLUMNS = ("recipe", "kind", "ratio", "model", "tokens", "domain", "los
 NATURAL = "natural"
 GRID_POINTS = 12  # log-spaced budgets from the smallest trained to EXTRAPOLATE x the largest
 EXTRAPOLATE = 2.0
+MIN_MODEL_SIZES = 3  # sizes a model law L(N) = E + A N^-alpha (three parameters) needs at one budget
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ def analyze_results(
     rows, warnings = _metric_rows(results_df, metric_domain)
     with _progress(progress, 3) as advance:
         fit_entries, fits, verdicts = _fit_recipes(_recipe_groups(rows), bootstrap, seed)
+        fit_entries += _fit_model_laws(rows, bootstrap, seed)
         advance("recipe laws")
         ratio_entries, best_entries = _best_ratios(rows, bootstrap, seed)
         advance("ratio laws")
@@ -179,6 +184,59 @@ def _fit_recipes(groups, bootstrap: int, seed: int) -> tuple[list[dict], dict[Re
         verdicts[key] = result.verdict
         entry.update(_fit_fields(result))
     return entries, fits, verdicts
+
+
+def _params_column(rows: pd.DataFrame) -> str | None:
+    """The column N is read from: non-embedding parameters (the paper's N), else total."""
+    for col in ("params_nonembedding", "params_total"):
+        if col in rows.columns and pd.to_numeric(rows[col], errors="coerce").gt(0).all():
+            return col
+    return None
+
+
+def _fit_model_laws(rows: pd.DataFrame, bootstrap: int, seed: int) -> list[dict]:
+    """Model-law entries L(N) = E + A N^-alpha: one per (recipe, generator) and budget that
+    at least MIN_MODEL_SIZES model sizes trained (the same token count), fitted as one batch.
+
+    Each entry names the sizes (``models``, smallest first) and the budget (``tokens``);
+    its ``model`` field is ``"all"``. None when the table has fewer sizes."""
+    col = _params_column(rows)
+    if col is None or rows["model"].nunique() < MIN_MODEL_SIZES:
+        return []
+    keyed = rows.assign(_gen=rows["generator"].fillna(""), _n=pd.to_numeric(rows[col], errors="coerce"))
+    entries, datasets, keys = [], [], []
+    for (recipe, gen, tokens), frame in keyed.groupby(["recipe", "_gen", "tokens"], sort=True):
+        if frame["model"].nunique() < MIN_MODEL_SIZES:
+            continue
+        sizes = frame.groupby("model")["_n"].first().sort_values()
+        key = RecipeKey(str(recipe), NATURAL if recipe == NATURAL else str(frame["kind"].iloc[0]),
+                        0.0 if recipe == NATURAL else float(frame["ratio"].iloc[0]), "all", gen or None)
+        label = f"recipe {recipe}{f' ({gen})' if gen else ''} at D={float(tokens):g}"
+        entry = {
+            **key.fields(),
+            "form": "model",
+            "tokens": float(tokens),
+            "models": [str(m) for m in sizes.index],
+            "n_points": int(len(frame)),
+            "n_runs": int(frame["run_id"].nunique()),
+            "params_min": float(sizes.min()),
+            "params_max": float(sizes.max()),
+            "params_column": col,
+        }
+        entries.append(entry)
+        try:
+            datasets.append(LawData.from_frame(frame, loss="loss", params=col, groups="run_id", source=label))
+            keys.append((label, entry))
+        except SynthscaleError as err:
+            entry.update(_failed(err))
+    results = fit_laws(datasets, "model", bootstrap=bootstrap, seeds=[derived_seed(seed, k) for k, _ in keys],
+                       holdout="largest")
+    for (_, entry), result in zip(keys, results):
+        if isinstance(result, FitError):
+            entry.update(_failed(result))
+        else:
+            entry.update(_fit_fields(result))
+    return entries
 
 
 def _fit_fields(fit: LawFit) -> dict:
@@ -427,7 +485,8 @@ def _synthetic_corpus_tokens(frame: pd.DataFrame, ratio: float) -> float | None:
 def _conventions(rows: pd.DataFrame, bootstrap: int, seed: int, max_extrapolation: float) -> dict:
     flops = {model: _train_flops_per_token(frame) for model, frame in rows.groupby("model")}
     return {
-        "law": "L(D) = E + B * D^-beta per recipe and model; ratio law L(D, r) per kind and model",
+        "law": "L(D) = E + B * D^-beta per recipe and model; with 3+ model sizes, L(N) = E + A * N^-alpha per "
+        "recipe at each budget the sizes share (N: non-embedding parameters); ratio law L(D, r) per kind and model",
         "fit": {
             "loss": "huber",
             "delta": FitOptions().delta,

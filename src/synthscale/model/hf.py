@@ -24,16 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .._io import read_json, sha256_file, write_json
+from .._io import read_json, read_safetensors, sha256_file, write_json
 from ..errors import ConfigError, InputError
 from .llama import ModelConfig
 
 HF_PREFIX = "model."
 HEAD = "lm_head.weight"
 EXPORT_MARKER = "synthscale.json"
+CHECKPOINT_FIX = "train the run again (in a study, `synthscale study run` retrains a run whose checkpoint is damaged)"
 
 
 def export_hf(run_dir_or_checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
@@ -47,7 +47,7 @@ def export_hf(run_dir_or_checkpoint: str | os.PathLike, out_dir: str | os.PathLi
     from ..tokens import load_tokenizer
     from ..train.checkpoint import read_checkpoint_metadata
 
-    checkpoint, run_dir = _find_checkpoint(Path(run_dir_or_checkpoint))
+    checkpoint, run_dir = find_checkpoint(Path(run_dir_or_checkpoint))
     metadata = read_checkpoint_metadata(checkpoint)
     cfg = ModelConfig.from_dict(json.loads(metadata["model_config"]))
     tok = load_tokenizer(tokenizer if tokenizer is not None else _run_tokenizer(run_dir, checkpoint))
@@ -78,7 +78,7 @@ def export_hf(run_dir_or_checkpoint: str | os.PathLike, out_dir: str | os.PathLi
 
 
 def export_hf_command(run_dir_or_checkpoint: str, out_dir: str, tokenizer: str | None = None) -> dict[str, Any]:
-    """CLI entry (`synthscale export-hf`): export and return the folder, its files and where it came from."""
+    """CLI entry (`synthscale export RUN --hf OUT`): export and return the folder, its files and where it came from."""
     out = export_hf(run_dir_or_checkpoint, out_dir, tokenizer)
     return {"out": str(out), "files": sorted(p.name for p in out.iterdir()), **read_json(out / EXPORT_MARKER)}
 
@@ -106,13 +106,17 @@ def hf_config(cfg: ModelConfig, eos_id: int | None = None) -> dict[str, Any]:
 
 def import_hf_config(folder: str | os.PathLike) -> ModelConfig:
     """The synthscale ModelConfig of an HF Llama folder (its config.json); ConfigError if it is not one we can run."""
-    path = Path(folder) / "config.json"
-    try:
-        hf = read_json(path)
-    except FileNotFoundError:
-        raise InputError("no config.json: not a Hugging Face model folder", path=str(path)) from None
-    except ValueError as e:
-        raise InputError(f"not valid JSON ({e})", path=str(path)) from None
+    folder = Path(folder)
+    if not folder.exists():
+        raise InputError("no such model folder", path=str(folder))
+    if not folder.is_dir():
+        raise InputError("expected a Hugging Face model folder (with config.json), found a file", path=str(folder))
+    path = folder / "config.json"
+    if not path.is_file():
+        raise InputError("no config.json: not a Hugging Face model folder", path=str(path))
+    hf = read_json(path, what="model config", fix="export the model again")
+    if not isinstance(hf, dict):
+        raise InputError("model config must be a JSON object", path=str(path))
     if hf.get("model_type") != "llama":
         raise ConfigError(f"{path}: model_type must be 'llama', got {hf.get('model_type')!r}")
     for key, wanted in (("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False)):
@@ -144,12 +148,10 @@ def load_hf_weights(folder: str | os.PathLike) -> tuple[ModelConfig, dict[str, t
     cfg = import_hf_config(folder)
     tensors: dict[str, torch.Tensor] = {}
     for file in _weight_files(folder):
-        with safe_open(str(file), framework="pt") as f:
-            for name in f.keys():
-                if name.endswith("rotary_emb.inv_freq"):
-                    continue  # a buffer some exporters save; we recompute it
-                ours = name[len(HF_PREFIX):] if name.startswith(HF_PREFIX) else name
-                tensors[ours] = f.get_tensor(name)
+        for name, tensor in read_safetensors(file, what="model weights", fix="export the model again")[0].items():
+            if name.endswith("rotary_emb.inv_freq"):
+                continue  # a buffer some exporters save; we recompute it
+            tensors[name[len(HF_PREFIX):] if name.startswith(HF_PREFIX) else name] = tensor
     if cfg.tie_embeddings or HEAD not in tensors:
         if not cfg.tie_embeddings:
             raise InputError("lm_head.weight is missing and tie_word_embeddings is false", path=str(folder))
@@ -157,8 +159,10 @@ def load_hf_weights(folder: str | os.PathLike) -> tuple[ModelConfig, dict[str, t
     return cfg, tensors
 
 
-def _find_checkpoint(path: Path) -> tuple[Path, Path | None]:
+def find_checkpoint(path: Path) -> tuple[Path, Path | None]:
     """(checkpoint file, run folder or None) for a run folder, checkpoints folder or checkpoint file."""
+    if not path.exists():
+        raise InputError("no such run folder or checkpoint file", path=str(path))
     if path.is_file():
         run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
         return path, run_dir
@@ -174,7 +178,7 @@ def _run_tokenizer(run_dir: Path | None, checkpoint: Path) -> str:
     config = run_dir / "config.json" if run_dir else None
     if config is None or not config.is_file():
         raise ConfigError(f"{checkpoint}: no run config.json names the tokenizer; pass tokenizer=")
-    tokenizer = (read_json(config).get("data") or {}).get("tokenizer")
+    tokenizer = (read_json(config, what="run config").get("data") or {}).get("tokenizer")
     if not isinstance(tokenizer, str) or not tokenizer:
         raise ConfigError(f"{config}: data.tokenizer is missing; pass tokenizer=")
     return tokenizer
@@ -182,11 +186,10 @@ def _run_tokenizer(run_dir: Path | None, checkpoint: Path) -> str:
 
 def _hf_tensors(checkpoint: Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
     tensors = {}
-    with safe_open(str(checkpoint), framework="pt") as f:
-        for name in f.keys():
-            if cfg.tie_embeddings and name == HEAD:
-                continue
-            tensors[name if name == HEAD else HF_PREFIX + name] = f.get_tensor(name).contiguous()
+    for name, tensor in read_safetensors(checkpoint, what="checkpoint", fix=CHECKPOINT_FIX)[0].items():
+        if cfg.tie_embeddings and name == HEAD:
+            continue
+        tensors[name if name == HEAD else HF_PREFIX + name] = tensor.contiguous()
     return tensors
 
 
@@ -199,7 +202,8 @@ def _save_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
 def _weight_files(folder: Path) -> list[Path]:
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(read_json(index).get("weight_map", {}).values()))
+        shards = sorted(set(read_json(index, what="weight index", fix="export the model again")
+                            .get("weight_map", {}).values()))
         return [folder / s for s in shards]
     single = folder / "model.safetensors"
     if single.is_file():

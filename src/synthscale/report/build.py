@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict
 from .._io import atomic_write_bytes, atomic_write_text, read_json, to_json
 from ..errors import InputError
 from . import baselines as report_baselines
+from . import diagnostics as report_diagnostics
 from . import fmt, plots, tables
 from .document import Block, BulletList, Heading, Image, Paragraph, render_html, render_markdown
-from .findings import CRITERIA, DEFAULT_KIND_STYLES, NOTABLE_REL, RATIO_TOL, Finding, decide_findings
+from .findings import CRITERIA, DEFAULT_KIND_STYLES, NOTABLE_REL, RATIO_TOL, Finding, decide_findings, regime_text
 from .inputs import (NATURAL, Analysis, eval_domains, load_analysis, load_results, normalize_results,
                      ordered_models, ordered_recipes, parse_analysis, read_study_json, validated)
 
@@ -63,12 +64,12 @@ def write_report(study_dir: str | Path, results_df: pd.DataFrame | None = None,
     Returns the written files by role: markdown, html, findings and plot_* names.
     """
     study_dir = Path(study_dir)
+    notes: list[str] = []
     if results_df is None:
-        results_df, results_path = load_results(study_dir)
+        results_df, results_path = load_results(study_dir, notes)
         results = normalize_results(results_df, source=str(results_path))
     else:
         results = normalize_results(results_df, source="results_df")
-    notes: list[str] = []
     if analysis is None:
         parsed = load_analysis(study_dir)
         if parsed is None:
@@ -113,7 +114,7 @@ def write_report(study_dir: str | Path, results_df: pd.DataFrame | None = None,
 def _failures_on_disk(study_dir: Path) -> dict | None:
     """``{"failures": [...]}`` from the study's failures.json, when the study wrote one."""
     path = study_dir / "failures.json"
-    failures = read_study_json(path)
+    failures = read_study_json(path, "failures list")
     if failures is None:
         return None
     if not isinstance(failures, list) or not all(isinstance(f, dict) for f in failures):
@@ -187,6 +188,7 @@ def _report_blocks(study_dir: Path, results: pd.DataFrame, analysis: Analysis, s
     blocks += _image(images, "plot_loss_vs_ratio")
     blocks += ([tables.best_ratio_table(analysis, models)] if analysis.best_ratio
                else [Paragraph("No best-ratio estimates in analysis.json.")])
+    blocks += report_diagnostics.diagnostics_blocks(study_dir)
     blocks += [Heading("Run failures")]
     blocks += ([tables.failures_table(summary.failures)] if summary.failures
                else [Paragraph("No failed runs were reported.")])
@@ -307,6 +309,7 @@ def _header_items(study_dir: Path, results: pd.DataFrame, summary: SpecSummary) 
     items = [
         f"**Model sizes:** {', '.join(_model_text(results, m) for m in models)}",
         f"**Token budgets:** {', '.join(fmt.tokens(b) for b in budgets)}",
+        *([f"**Regime:** {regime}"] if (regime := regime_text(results)) else []),
         f"**Recipes:** {', '.join(recipes)}",
         f"**Seeds:** {', '.join(str(s) for s in seeds)}",
         f"**Eval domains:** {', '.join(domains)}",

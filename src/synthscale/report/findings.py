@@ -42,6 +42,13 @@ MIN_FIT_POINTS = 3  # E + B D^-beta has three parameters
 # Trained ratios (r = 0 included) needed before the best ratio is judged (finding 4).
 MIN_RATIOS = 5
 
+# The paper's regime (PROTOCOL.md): its 1B model trained on 1B-200B tokens, 1 to 200 tokens
+# per non-embedding parameter; compute-optimal (Chinchilla) is about 20. A miniature far
+# outside it measures another stretch of training, so the report states the study's.
+PAPER_TOKENS_PER_PARAM = (1, 200)
+COMPUTE_OPTIMAL_TOKENS_PER_PARAM = 20
+REGIME_FINDINGS = (1, 2, 3, 4, 5)  # findings read off budgets and laws: their evidence states the regime
+
 CLAIMS = {
     1: "Rephrased data alone (r=1) is not faster than natural web text.",
     2: "1/3 rephrased + 2/3 natural reaches the same loss faster (paper: 5-10x at larger budgets).",
@@ -115,10 +122,35 @@ def decide_findings(results: pd.DataFrame, analysis: Analysis, spec_summary: dic
         4: _finding_best_ratio, 5: _finding_lowest_e, 6: _finding_generator_size, 7: _finding_collapse,
     }
     findings = []
+    regime = regime_text(results)
     for number, decide in deciders.items():
         status, evidence = decide(ctx)
+        if regime and number in REGIME_FINDINGS:
+            evidence += f" Regime: {regime}."
         findings.append(Finding(number, CLAIMS[number], status, evidence, CRITERIA[number]))
     return findings
+
+
+def tokens_per_param(results: pd.DataFrame, model: str, tokens: float) -> float | None:
+    """D/N: training tokens per non-embedding parameter of ``model`` (None when N is unknown)."""
+    n = pd.to_numeric(results.loc[results["model"] == model, "params_nonembedding"], errors="coerce").dropna()
+    return float(tokens) / float(n.iloc[0]) if len(n) and float(n.iloc[0]) > 0 else None
+
+
+def regime_text(results: pd.DataFrame) -> str:
+    """The study's tokens per non-embedding parameter per model next to the paper's range
+    ('' when the table has no non-embedding parameter counts)."""
+    spans = []
+    for model in ordered_models(results):
+        budgets = results.loc[results["model"] == model, "tokens"]
+        low, high = tokens_per_param(results, model, budgets.min()), tokens_per_param(results, model, budgets.max())
+        if low is not None:
+            spans.append(f"{fmt.per_param(low)}-{fmt.per_param(high)} ({model})")
+    if not spans:
+        return ""
+    return (f"tokens per non-embedding parameter D/N = {', '.join(spans)}; the paper's runs span "
+            f"{PAPER_TOKENS_PER_PARAM[0]}-{PAPER_TOKENS_PER_PARAM[1]}, compute-optimal is about "
+            f"{COMPUTE_OPTIMAL_TOKENS_PER_PARAM}")
 
 
 @dataclass
@@ -135,6 +167,11 @@ class _Context:
     def model_rank(self, model: str) -> int:
         """Position of ``model`` among the study's sizes, smallest first (for reading order)."""
         return self.models.index(model) if model in self.models else len(self.models)
+
+    def at(self, model: str, tokens: float) -> str:
+        """A budget as the evidence names it: '2.05M (D/N 20.8)' (D/N when N is known)."""
+        dn = tokens_per_param(self.results, model, tokens)
+        return fmt.tokens(tokens) + (f" (D/N {fmt.per_param(dn)})" if dn is not None else "")
 
     def style_of(self, kind: str) -> str | None:
         """'rephrase' or 'generate' when every component of ``kind`` has that style, else None."""
@@ -185,7 +222,7 @@ def _speedup_finding(ctx: _Context, target_ratio: float, passes: Callable[[Speed
             continue
         ok = passes(final)
         verdicts.append(ok)
-        notes.append(f"{name} ({model}) at {fmt.tokens(final.tokens)}: {fmt.speedup(final)} "
+        notes.append(f"{name} ({model}) at {ctx.at(model, final.tokens)}: {fmt.speedup(final)} "
                      f"CI {fmt.bounded_interval(final.ci, final.ci_bounds)} -> {'pass' if ok else 'fail'}")
     return _verdict_with_untested(verdicts, notes, untested, f"No {what} recipe with a speedup in analysis.json.")
 
@@ -220,8 +257,8 @@ def _finding_textbook_alone(ctx: _Context) -> tuple[str, str]:
         ok = len(worse) > len(domains) / 2 and gap_small > gap_large
         verdicts.append(ok)
         notes.append(f"{label} ({model}): notably worse on {len(worse)}/{len(domains)} domains at "
-                     f"{fmt.tokens(small)}; mean-loss gap {gap_small:+.1%} at {fmt.tokens(small)} vs "
-                     f"{gap_large:+.1%} at {fmt.tokens(large)} -> {'pass' if ok else 'fail'}")
+                     f"{ctx.at(model, small)}; mean-loss gap {gap_small:+.1%} at {fmt.tokens(small)} vs "
+                     f"{gap_large:+.1%} at {ctx.at(model, large)} -> {'pass' if ok else 'fail'}")
     return _verdict(verdicts, notes, "No textbook recipe at r=1 and natural baseline in the results.")
 
 
@@ -252,9 +289,26 @@ def _finding_best_ratio(ctx: _Context) -> tuple[str, str]:
         low, high = BEST_RATIO_BAND
         ok = low <= best <= high
         verdicts.append(ok)
-        notes.append(f"{kind} ({model}) at {fmt.tokens(tokens)}: r* = {fmt.ratio(best)} ({source}) "
+        notes.append(f"{kind} ({model}) at {ctx.at(model, tokens)}: r* = {fmt.ratio(best)} ({source}) "
                      f"-> {'pass' if ok else 'fail'}")
+        if len(candidates) > 1 or len({b.tokens for b in ctx.analysis.best_ratio if b.kind == kind}) > 1:
+            notes.append(_ratio_movement(ctx, kind, candidates))
     return _verdict(verdicts, notes, "No rephrased kind in the results.")
+
+
+def _ratio_movement(ctx: _Context, kind: str, models: list[str]) -> str:
+    """Where the grid's best ratio of ``kind`` sits at each size's smallest and largest
+    budget (how it moves with N and D): 'hq grid best: cpu-nano 0.333 at 98.3k (D/N 1.0)
+    -> 0.2 at 2.05M (D/N 21); ...'."""
+    parts = []
+    for model in models:
+        entries = sorted((b for b in ctx.analysis.best_ratio if b.kind == kind and b.model == model
+                          and b.ratio_grid is not None and math.isfinite(b.ratio_grid)), key=lambda b: b.tokens)
+        if entries:
+            first, last = entries[0], entries[-1]
+            parts.append(f"{model} {fmt.ratio(first.ratio_grid)} at {ctx.at(model, first.tokens)} -> "
+                         f"{fmt.ratio(last.ratio_grid)} at {ctx.at(model, last.tokens)}")
+    return f"{kind} grid best by size, smallest -> largest budget: " + (", ".join(parts) or "none")
 
 
 def _ratios(mean: pd.DataFrame, model: str, kind: str) -> list[float]:

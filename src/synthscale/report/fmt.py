@@ -15,6 +15,13 @@ def tokens(n: float) -> str:
     return f"{n:.0f}"
 
 
+def per_param(x: float | None) -> str:
+    """Tokens per parameter: two significant digits below 10 (0.25, 1.0), whole numbers above (21, 200)."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{x:.2g}" if x < 1 else (f"{x:.1f}" if x < 10 else f"{x:.0f}")
+
+
 def num(x: float | None, digits: int = 4) -> str:
     """A float with ``digits`` significant digits; 'n/a' for None/NaN."""
     if x is None or (isinstance(x, float) and math.isnan(x)):

@@ -10,6 +10,7 @@ fixes it. ``normalize_results`` checks the columns, fills the optional ones, add
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -18,8 +19,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .._io import read_json
-from ..errors import InputError
+from .._io import read_json, read_table
+from ..errors import DamagedFileError, InputError
 
 M = TypeVar("M", bound=BaseModel)
 MEAN_DOMAIN = "mean"
@@ -204,14 +205,11 @@ def validated(model: type[M], raw: Any, source: str) -> M:
         raise InputError(f"field {loc}: {err['msg']}", path=source) from None
 
 
-def read_study_json(path: Path) -> Any | None:
-    """The JSON file at ``path`` (None when absent); damaged JSON raises InputError naming it."""
-    if not path.exists():
-        return None
-    try:
-        return read_json(path)
-    except ValueError as e:
-        raise InputError(f"not valid JSON: {e}", path=str(path)) from None
+def read_study_json(path: Path, what: str | None = None, fix: str | None = None) -> Any | None:
+    """The JSON file at ``path`` (None when absent); damaged JSON raises a DamagedFileError naming it
+    and ``fix`` (default: rerun the study, which rewrites it)."""
+    return read_json(path, what=what or path.name, missing_ok=True,
+                     fix=fix or "rerun `synthscale study run SPEC`, which rewrites it")
 
 
 def _as_plain_dict(raw: Any) -> Any:
@@ -229,24 +227,47 @@ def _as_plain_dict(raw: Any) -> Any:
 def load_analysis(study_dir: Path) -> Analysis | None:
     """Read ``study_dir/analysis.json``; None when the file does not exist."""
     path = study_dir / "analysis.json"
-    raw = read_study_json(path)
+    raw = read_study_json(path, "analysis", fix=f"run `synthscale report {study_dir} --refit` to fit the laws again")
     return None if raw is None else parse_analysis(raw, source=str(path))
 
 
 # ---------------------------------------------------------------- results table
 
 
-def load_results(study_dir: Path) -> tuple[pd.DataFrame, Path]:
-    """Read ``results.parquet`` (or ``results.csv``) from the study folder."""
-    for name in ("results.parquet", "results.csv"):
-        path = study_dir / name
-        if path.exists():
-            try:
-                df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-            except Exception as e:  # pyarrow/pandas raise many kinds of errors on bad files
-                raise InputError(f"cannot read results table: {e}", path=str(path)) from None
-            return df, path
-    raise InputError("no results.parquet or results.csv in the study folder", path=str(study_dir))
+RESULTS_FIX = "rerun `synthscale study run SPEC`: it rebuilds results.parquet and results.csv from the runs"
+
+
+def load_results(study_dir: Path, notes: list[str] | None = None) -> tuple[pd.DataFrame, Path]:
+    """Read ``results.parquet``, else ``results.csv``, from the study folder.
+
+    A damaged results.parquet is not fatal while results.csv reads: the csv is used, a
+    warning goes to stderr and a sentence to ``notes`` (the report shows them).
+    """
+    study_dir = Path(study_dir)
+    parquet, csv = study_dir / "results.parquet", study_dir / "results.csv"
+    damaged: DamagedFileError | None = None
+    if parquet.exists():
+        try:
+            return read_table(parquet, what="results table", fix=RESULTS_FIX), parquet
+        except DamagedFileError as e:
+            damaged = e
+    if not csv.exists():
+        if damaged is not None:
+            raise damaged
+        raise InputError("no results.parquet or results.csv in the study folder", path=str(study_dir))
+    try:
+        df = read_table(csv, what="results table", fix=RESULTS_FIX)
+    except DamagedFileError as e:
+        if damaged is None:
+            raise
+        raise DamagedFileError(f"both results tables are damaged: results.parquet and results.csv; {RESULTS_FIX}",
+                               path=str(study_dir)) from e
+    if damaged is not None:
+        note = f"results.parquet is damaged, so this report was built from results.csv ({damaged})"
+        print(f"warning: {note}", file=sys.stderr)
+        if notes is not None:
+            notes.append(note)
+    return df, csv
 
 
 def normalize_results(df: pd.DataFrame, source: str = "results table") -> pd.DataFrame:

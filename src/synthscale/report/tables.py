@@ -52,11 +52,12 @@ def failed_fits(analysis: Analysis, model_order: list[str], recipe_order: list[s
 def other_fits_table(analysis: Analysis, model_order: list[str], recipe_order: list[str]) -> Table | None:
     """Fits of other functional forms (ratio laws, model scaling), parameters listed by name."""
     several = _several_generators(analysis)
-    rows = [(f.model, _recipe_name(f.recipe, f.generator, several), f.form,
+    rows = [(_fit_models(f), _recipe_name(f.recipe, f.generator, several) + _fit_budget(f), f.form,
              _params_text(f.params) if f.verdict != "unusable" else "not shown",
              _count(f.n_points), _verdict_cell(f.verdict, f.reasons, f.error))
             for f in sorted((f for f in analysis.fits if f.form != "data"),
-                            key=lambda f: (f.form, *_fit_order(f, model_order, recipe_order)))]
+                            key=lambda f: (f.form, *_fit_order(f, model_order, recipe_order),
+                                           getattr(f, "tokens", None) or 0.0))]
     rows += [(f.model, f"{f.kind} (all ratios)", f.form,
               _params_text(f.params) if f.verdict != "unusable" else "not shown", _count(f.n_points),
               _verdict_cell(f.verdict, f.reasons, f.error))
@@ -64,7 +65,9 @@ def other_fits_table(analysis: Analysis, model_order: list[str], recipe_order: l
     if not rows:
         return None
     return Table(("Model", "Recipe", "Form", "Parameters [95% CI]", "Points", "Verdict"), tuple(rows),
-                 caption="Other fitted laws (the ratio laws give the fitted best ratios; an unusable one gives none).")
+                 caption="Other fitted laws: model laws L(N) = E + A * N^-alpha (N: non-embedding parameters) "
+                         "per recipe at each budget the model sizes share, and the ratio laws (they give the "
+                         "fitted best ratios; an unusable one gives none).")
 
 
 def speedups_table(analysis: Analysis, model_order: list[str], recipe_order: list[str]) -> Table:
@@ -186,6 +189,18 @@ def failures_table(failures: list[dict]) -> Table:
 def _losses_at(frame: pd.DataFrame, model: str, tokens: float) -> dict[str, float]:
     rows = frame[(frame["model"] == model) & (frame["tokens"] == tokens)]
     return dict(zip(rows["label"], rows["loss"].astype(float)))
+
+
+def _fit_models(fit) -> str:
+    """The model cell of a fit: its model, or the sizes a model law L(N) spans (``models``)."""
+    models = getattr(fit, "models", None)
+    return ", ".join(map(str, models)) if isinstance(models, list) and models else fit.model
+
+
+def _fit_budget(fit) -> str:
+    """' at D = 1.2M' for a fit made at one token budget (the model law L(N)), else ''."""
+    tokens = getattr(fit, "tokens", None)
+    return f" at D = {fmt.tokens(float(tokens))}" if isinstance(tokens, (int, float)) else ""
 
 
 def _fit_order(fit, model_order: list[str], recipe_order: list[str]) -> tuple:

@@ -20,7 +20,6 @@ next heartbeat knows it lost the claim (``Claim.lost``) and must not write resul
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
@@ -30,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_text, to_json
+from .._io import atomic_write_text, read_json, to_json
 
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 600.0
+UNREADABLE_CLAIM_S = 30.0  # a claim file that does not parse for this long is damaged: taken over
 TAKEOVER_LOCK_STALE_S = 60.0
 
 
@@ -70,8 +70,7 @@ def slurm_job_key() -> str | None:
 def read_claim(path: str | os.PathLike) -> dict[str, Any] | None:
     """The claim at ``path`` (None when there is none, or it is being rewritten)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        data = read_json(path, what="claim")
     except (FileNotFoundError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -169,7 +168,11 @@ def try_claim(path: str | os.PathLike, *, purpose: str = "", heartbeat_s: float 
             return Claim(path, info, heartbeat_s, None)
         current = read_claim(path)
         if current is None:
-            if path.exists():  # being rewritten by a heartbeat right now
+            if _unreadable_for(path) > UNREADABLE_CLAIM_S:  # damaged, not being written: nobody holds it
+                claim = _take_over(path, {}, info, heartbeat_s, stale_after_s)
+                if claim is not None:
+                    return claim
+            elif path.exists():  # being written by its creator right now
                 time.sleep(0.05)
             continue
         if not staleness(current, stale_after_s).stale:
@@ -212,6 +215,14 @@ def _take_over(path: Path, stale: dict, info: dict, heartbeat_s: float, stale_af
             os.unlink(lock)
         except FileNotFoundError:
             pass
+
+
+def _unreadable_for(path: Path) -> float:
+    """Seconds since ``path`` was last written (0 when it does not exist)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def _clear_abandoned_lock(lock: Path) -> None:

@@ -83,6 +83,10 @@ class RunProgress:
         self._task_id: Any = None
         self.title = title
         self.total = len(tasks)
+        # overall ETA: tokens of the runs to do, and how fast they are going since the start
+        self.budgets = {t.run_id: _budget(t.run_dir) for t in tasks}
+        self.tokens_finished = 0
+        self._started = time.monotonic()
 
     def __enter__(self) -> RunProgress:
         if self.enabled:
@@ -104,6 +108,7 @@ class RunProgress:
     def finished(self, task: RunTask, status: dict[str, Any]) -> None:
         """Count one run that ended (done or failed)."""
         self.open.pop(task.run_id, None)
+        self.tokens_finished += self.budgets.get(task.run_id, 0)
         if status["state"] == FAILED:
             self.failed += 1
             self.say(f"[red]failed[/red] {task.run_id}: {status.get('reason', 'error')}: {status.get('error', '')}")
@@ -124,13 +129,41 @@ class RunProgress:
         if self._bar is None or (not force and time.monotonic() - self._last_refresh < REFRESH_S):
             return
         self._last_refresh = time.monotonic()
-        fractions = [f for f in (_running_fraction(t.run_dir) for t in self.open.values()) if f is not None]
+        running = {t.run_id: f for t in self.open.values() if (f := _running_fraction(t.run_dir)) is not None}
+        fractions = list(running.values())
         info = f"{len(fractions)} running"
         if fractions:
             info += f" ({100 * sum(fractions) / len(fractions):.0f}% on average)"
+        eta = self.eta_s(sum(f * self.budgets.get(run_id, 0) for run_id, f in running.items()))
+        if eta is not None:
+            info += f" · ETA {_duration(eta)}"
         if self.failed:
             info += f" · [red]{self.failed} failed[/red]"
         self._bar.update(self._task_id, info=info)
+
+    def eta_s(self, tokens_running: float, now: float | None = None) -> float | None:
+        """Seconds left for all runs: the tokens still to train at the rate trained so far (None before any)."""
+        total = sum(self.budgets.values())
+        done = self.tokens_finished + tokens_running
+        elapsed = (time.monotonic() if now is None else now) - self._started
+        if done <= 0 or elapsed <= 0 or total <= 0:
+            return None
+        return max(0.0, total - done) / (done / elapsed)
+
+
+def _budget(run_dir: Path) -> int:
+    """The token budget of a run (from its config.json; 0 when unreadable)."""
+    try:
+        return int(read_json(run_dir / "config.json")["tokens"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}"
 
 
 def _running_fraction(run_dir: Path) -> float | None:

@@ -29,14 +29,17 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Iterator
 
-from .._io import atomic_write_text, read_json, write_json
+from .._io import atomic_write_text, read_json, sha256_file, write_json
 from ..errors import RunError, SynthscaleError
 from . import claims
+from .artifacts import FINAL_CHECKPOINT, checkpoint_record
 
 DONE, FAILED, RUNNING, PENDING = "done", "failed", "running", "pending"
 BUSY = "busy"  # an outcome, never written: a live worker elsewhere holds the run
 CLAIM_FILE, STATUS_FILE, LOG_FILE, HISTORY_FILE = "claim.json", "status.json", "run.log", "history.jsonl"
 LOG_TAIL_LINES = 30
+# what a pending run carries into its next attempt when it was marked incomplete (see mark_incomplete)
+REDO_KEYS = ("redo", "incomplete", "checkpoint", "summary", "threads")
 
 
 def execute_run(run_dir: str | os.PathLike, *, threads: int | None = None, device: str | None = None,
@@ -68,17 +71,62 @@ def execute_run(run_dir: str | os.PathLike, *, threads: int | None = None, devic
         if claim.took_over_from:
             old = claim.took_over_from
             append_history(run_dir, "taken_over", f"from {old.get('host')}:{old.get('pid')}")
+        redo = {k: status[k] for k in REDO_KEYS if k in status}
         with _output_to(run_dir / LOG_FILE, enabled=capture_output):
-            status = _attempt(run_dir, claim, threads, device, nproc, progress)
+            status = _attempt(run_dir, claim, threads, device, nproc, progress, redo)
     return {**status, "run_id": run_dir.name}
 
 
 def run_status(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The run's ``status.json`` ({} when the run was never planned)."""
+    """The run's ``status.json`` ({} when the run was never planned, or its status.json is damaged:
+    such a run is run again; see ``status_problem``)."""
     try:
-        return read_json(Path(run_dir) / STATUS_FILE)
+        status = read_json(Path(run_dir) / STATUS_FILE)
     except (FileNotFoundError, ValueError):
         return {}
+    return status if isinstance(status, dict) else {}
+
+
+def status_problem(run_dir: str | os.PathLike) -> str | None:
+    """What is wrong with the run's status.json, when it exists but cannot be used (else None)."""
+    path = Path(run_dir) / STATUS_FILE
+    try:
+        status = read_json(path, what=STATUS_FILE)
+    except FileNotFoundError:
+        left = [name for name in ("eval.json", FINAL_CHECKPOINT) if (Path(run_dir) / name).exists()]
+        return f"{STATUS_FILE} is missing (the folder holds {' and '.join(left)})" if left else None
+    except ValueError as e:
+        return str(e).replace(f"{path}: ", "", 1).split("; ")[0]
+    if not isinstance(status, dict) or status.get("state") not in (DONE, FAILED, RUNNING, PENDING):
+        return f"{STATUS_FILE} holds no known run state"
+    return None
+
+
+def mark_incomplete(run_dir: str | os.PathLike, problem: str, *, reevaluate: bool,
+                    stale_after_s: float = claims.STALE_AFTER_S) -> bool:
+    """Set a done run whose artifacts are incomplete back to pending, with the reason (see artifacts.py).
+
+    With ``reevaluate`` the next attempt evaluates the run again from its final checkpoint
+    (when that still has the recorded hash) instead of training it. Returns False when the
+    run is not done or a live worker holds it.
+    """
+    run_dir = Path(run_dir)
+    claim = claims.try_claim(run_dir / CLAIM_FILE, purpose="mark incomplete", stale_after_s=stale_after_s)
+    if claim is None:
+        return False
+    try:
+        status = run_status(run_dir)
+        if status.get("state") != DONE:
+            return False
+        pending: dict[str, Any] = {"state": PENDING, "incomplete": problem, "attempt": status.get("attempt"),
+                                   "redo": "reevaluate" if reevaluate else "retrain"}
+        if reevaluate:
+            pending.update({k: status[k] for k in ("checkpoint", "summary", "threads") if k in status})
+        write_json(run_dir / STATUS_FILE, pending)
+        append_history(run_dir, "incomplete", f"{problem}; to be {'re-evaluated' if reevaluate else 'retrained'}")
+        return True
+    finally:
+        claim.release()
 
 
 def record_lost_worker(run_dir: str | os.PathLike, reason: str, error: str, *, extra_log: str | None = None,
@@ -148,10 +196,18 @@ def last_metrics(run_dir: str | os.PathLike) -> dict[str, Any] | None:
 def read_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """Every event of the run's ``history.jsonl``, oldest first."""
     try:
-        text = (Path(run_dir) / HISTORY_FILE).read_text(encoding="utf-8")
+        text = (Path(run_dir) / HISTORY_FILE).read_bytes().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return []
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    events = []
+    for line in text.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # a damaged line: the log keeps the events it can still read
+        if isinstance(event, dict) and "event" in event:
+            events.append(event)
+    return events
 
 
 def append_history(run_dir: Path, event: str, detail: str = "") -> None:
@@ -173,24 +229,35 @@ def classify_failure(exc: BaseException) -> str:
 
 
 def _attempt(run_dir: Path, claim: claims.Claim, threads: int | None, device: str | None, nproc: int,
-             progress: bool) -> dict[str, Any]:
-    """Train and evaluate once, under the claim; write and return the final status."""
+             progress: bool, redo: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train and evaluate once (or only evaluate again, see ``redo``), under the claim; write and
+    return the final status."""
+    redo = redo or {}
+    reevaluate = redo.get("redo") == "reevaluate" and _checkpoint_intact(run_dir, redo.get("checkpoint"))
     attempt = 1 + sum(1 for e in read_history(run_dir) if e["event"] == "started")
     started = time.time()
     write_json(run_dir / STATUS_FILE, {**_where(), "state": RUNNING, "started": started, "attempt": attempt,
-                                       "threads": threads, "device": device, "nproc": nproc})
-    append_history(run_dir, "started", f"attempt {attempt}")
-    _log(run_dir, f"[synthscale] run {run_dir.name} attempt {attempt} on {socket.gethostname()} pid {os.getpid()}")
+                                       "threads": threads, "device": device, "nproc": nproc, **redo})
+    append_history(run_dir, "started", f"attempt {attempt}" + (" (evaluation only)" if reevaluate else ""))
+    _log(run_dir, f"[synthscale] run {run_dir.name} attempt {attempt} on {socket.gethostname()} pid {os.getpid()}"
+         + (f"; evaluating again from its checkpoint ({redo.get('incomplete')})" if reevaluate else ""))
     try:
-        config = read_json(run_dir / "config.json")
-        if nproc > 1:
+        config = read_json(run_dir / "config.json", what="run config",
+                           fix="rerun `synthscale study run SPEC`, which writes it again")
+        if reevaluate:
+            # the same threads as the training run, so the numbers are the ones it would have written
+            summary, evals = reevaluate_run(config, run_dir, redo.get("threads", threads), device)
+            summary = redo.get("summary") or summary
+        elif nproc > 1:
             summary, evals = _train_with_torchrun(run_dir, nproc, threads)
         else:
             summary, evals = train_and_evaluate(config, run_dir, threads, device, progress)
+        checkpoint = checkpoint_record(run_dir)  # checked whenever results are collected (artifacts.py)
     except BaseException as e:  # record every failure; the study goes on
         _log(run_dir, traceback.format_exc())
         if not isinstance(e, Exception):  # interrupted (Ctrl-C, requeue signal): not a failure
-            write_json(run_dir / STATUS_FILE, {"state": PENDING, "interrupted": time.time(), "attempt": attempt})
+            write_json(run_dir / STATUS_FILE, {"state": PENDING, "interrupted": time.time(), "attempt": attempt,
+                                               **redo})
             append_history(run_dir, "interrupted", type(e).__name__)
             raise
         status = {
@@ -206,8 +273,11 @@ def _attempt(run_dir: Path, claim: claims.Claim, threads: int | None, device: st
     if not claim.still_held():  # taken over while we trained: the new holder's outcome counts
         return {"state": BUSY, "lost_claim": True}
     write_json(run_dir / "eval.json", {"evals": evals})
-    status = {**_where(), "state": DONE, "attempt": attempt, "nproc": nproc,
-              "wall_s": round(time.time() - started, 3), "finished": time.time(), "summary": summary}
+    status = {**_where(), "state": DONE, "attempt": attempt, "nproc": nproc, "threads": threads,
+              "wall_s": round(time.time() - started, 3), "finished": time.time(), "summary": summary,
+              "checkpoint": checkpoint}
+    if reevaluate:
+        status.update(threads=redo.get("threads", threads), reevaluated=redo.get("incomplete", True))
     write_json(run_dir / STATUS_FILE, status)
     append_history(run_dir, DONE, f"{summary.get('tokens_trained')} tokens in {status['wall_s']} s")
     return status
@@ -258,6 +328,53 @@ def train_and_evaluate(config: dict, run_dir: Path, threads: int | None, device:
     if train_cfg.schedule == "wsd":
         evals = [_branch_eval(record, evals[0]) for record in summary_dict.get("budget_evals") or []] or evals
     return summary_dict, evals
+
+
+def reevaluate_run(config: dict, run_dir: Path, threads: int | None, device: str | None) -> tuple[dict, list[dict]]:
+    """Evaluate a trained run again from its final checkpoint: the eval.json records it had.
+
+    For runs with one budget (cosine, or wsd without decay branches): the branches of a wsd
+    run are not kept, so such a run is retrained instead (artifacts.py decides).
+    """
+    import torch
+
+    from ..evaluate import evaluate_model, load_eval_set
+    from ..tokens import MixtureStream
+    from ..train import TrainConfig
+    from ..train.checkpoint import load_model
+
+    settings = config["settings"]
+    train_cfg = TrainConfig(**{**settings["train"], "threads": threads or 0, "device": "cpu"})
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    stream = MixtureStream(
+        sources={k: [v] for k, v in config["data"]["shards"].items()},
+        weights=config["weights"], total_tokens=train_cfg.tokens, seq_len=train_cfg.seq_len,
+        seed=config["mixture_seed"],
+    )
+    eval_sets = {d: load_eval_set(p) for d, p in config["data"]["eval_sets"].items()}
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        model = load_model(run_dir / FINAL_CHECKPOINT, device=device)
+        domains = evaluate_model(model, eval_sets, settings["eval_batch_size"])
+    finally:
+        torch.set_num_threads(previous)
+    evals = [{"tokens": train_cfg.tokens_trained, "budget": train_cfg.tokens, "domains": domains,
+              "epochs": stream.epochs, "counts": stream.counts}]
+    summary = {"tokens_trained": train_cfg.tokens_trained, "steps": train_cfg.steps}
+    return summary, evals
+
+
+def _checkpoint_intact(run_dir: Path, recorded: Any) -> bool:
+    """True when the final checkpoint still has the size and sha256 recorded when the run finished."""
+    path = run_dir / FINAL_CHECKPOINT
+    if not isinstance(recorded, dict) or not path.is_file():
+        return False
+    try:
+        return path.stat().st_size == recorded.get("bytes") and sha256_file(path) == recorded.get("sha256")
+    except OSError:
+        return False
 
 
 def _branch_eval(record: dict, final: dict) -> dict:

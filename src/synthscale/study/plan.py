@@ -110,3 +110,58 @@ def plan_runs(spec: StudySpec, data_key: dict[str, Any], generators: dict[str, s
                         settings=settings,
                     ))
     return runs
+
+
+@dataclass
+class PlanEstimate:
+    """Tokens, FLOPs and time of a plan's runs, from the executor's assumed throughput (executor.time)."""
+
+    runs: int
+    to_run: int
+    tokens: int  # tokens the runs still to run train (wsd: decay branches included)
+    flops: float  # their training FLOPs
+    compute_s: float  # sum of run times at the assumed throughput of each run's resources
+    wall_s: float | None  # with the local executor on this machine: about this long
+    parallel: int | None  # runs at once assumed for wall_s
+    all_tokens: int = 0  # the same for every run of the plan, done or not
+    all_flops: float = 0.0
+
+
+def estimate_plan(runs: list[PlannedRun], spec: StudySpec, done: set[str] | None = None) -> PlanEstimate:
+    """Estimate what running ``runs`` costs (runs in ``done`` are counted in ``all_*`` only).
+
+    Times use ``executor.time`` (cpu_gflops per core, gpu_tflops per GPU: assumptions, not
+    measurements) and the resource rule of each model; ``wall_s`` is given for the local
+    executor: the FLOPs over this machine's cores (or GPUs) at the same rates.
+    """
+    from .executors.base import cpu_cores, flops_per_second, resource_rule
+
+    done = done or set()
+    est = PlanEstimate(runs=len(runs), to_run=0, tokens=0, flops=0.0, compute_s=0.0, wall_s=None, parallel=None)
+    decay = spec.training.decay_frac if spec.training.schedule == "wsd" else 0.0
+    gpu_runs = False
+    for run in runs:
+        train = run.settings["train"]
+        tokens = int(run.tokens + sum(decay * b for b in train.get("budgets") or []))
+        flops = float(run.settings["train_flops_per_token"]) * tokens
+        est.all_tokens += tokens
+        est.all_flops += flops
+        if run.run_id in done:
+            continue
+        rule = resource_rule(run.settings, spec.executor)
+        gpu_runs |= bool(rule.gpus)
+        est.to_run += 1
+        est.tokens += tokens
+        est.flops += flops
+        est.compute_s += flops / flops_per_second(rule, spec.executor)
+    if spec.executor.kind == "local" and est.to_run:
+        from .executors.local import visible_gpus
+
+        gpus = len(visible_gpus()) if gpu_runs else 0
+        if gpus:
+            est.parallel = min(est.to_run, spec.executor.workers or gpus)
+            est.wall_s = est.compute_s / est.parallel
+        else:
+            est.parallel = min(est.to_run, spec.executor.workers or cpu_cores())
+            est.wall_s = est.flops / (cpu_cores() * spec.executor.time.cpu_gflops * 1e9)
+    return est

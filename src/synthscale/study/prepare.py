@@ -19,10 +19,12 @@ from .._io import read_json, sha256_file, stable_hash, write_json
 from ..corpus import read_documents
 from ..errors import InputError
 from . import claims
+from .checks import check_prepared
 from .spec import NATURAL, Source, StudySpec
 
 PREPARE_CLAIM = "prepare.claim"
 BASELINES_FILE = "baselines.json"  # in the study folder, beside results.csv (docs/contracts.md)
+DIAGNOSTICS_FILE = "diagnostics.json"  # corpus diagnostics, beside baselines.json (docs/contracts.md)
 WAIT_POLL_S = 1.0
 
 
@@ -78,8 +80,8 @@ def _prepare_claim(prep: Path, heartbeat_s: float, stale_after_s: float, progres
 
 
 def _prepare(spec: StudySpec, prep: Path, progress: bool) -> PreparedData:
-    from ..evaluate import build_eval_set, save_eval_set
-    from ..tokens import encode_corpus, load_tokenizer, train_tokenizer
+    from ..evaluate import build_eval_set, load_eval_set, save_eval_set
+    from ..tokens import encode_corpus, load_tokenizer, open_shard, read_shard_info, train_tokenizer
 
     train_sources: dict[str, Source] = {NATURAL: spec.corpora.natural, **spec.corpora.synthetic}
     eval_sources = {f"eval-{d}": s for d, s in spec.eval.items()}
@@ -93,7 +95,7 @@ def _prepare(spec: StudySpec, prep: Path, progress: bool) -> PreparedData:
                                "vocab_size": spec.tokenizer.vocab_size,
                                "train_bytes": spec.tokenizer.train_bytes}, 12)
         tok_path = prep / f"tokenizer-{tok_key}.json"
-        if not tok_path.exists():
+        if _damaged(tok_path, load_tokenizer, "tokenizer") or not tok_path.exists():
             texts = _tokenizer_training_texts(list(train_sources.values()), spec.tokenizer.train_bytes)
             train_tokenizer(texts, spec.tokenizer.vocab_size, tok_path)
     tok = load_tokenizer(tok_path)
@@ -101,20 +103,22 @@ def _prepare(spec: StudySpec, prep: Path, progress: bool) -> PreparedData:
     data = PreparedData(tokenizer_path=tok_path, tokenizer_hash=tok.hash, vocab_size=tok.vocab_size)
     for name, source in {**train_sources, **eval_sources}.items():
         prefix = prep / "shards" / f"{name}-{stable_hash({'src': fingerprints[name], 'tok': tok.hash}, 12)}"
-        if not Path(str(prefix) + ".json").exists():
+        if _damaged(Path(str(prefix) + ".json"), open_shard, "token shard") or not Path(str(prefix) + ".json").exists():
             encode_corpus(_documents(source), tok, prefix, progress=progress)
         data.shards[name] = str(prefix)
-        data.source_tokens[name] = int(read_json(str(prefix) + ".json")["n_tokens"])
+        data.source_tokens[name] = read_shard_info(prefix).n_tokens
+    check_prepared(spec, data.source_tokens)
 
     seq_len, max_tokens = spec.training.seq_len, spec.evaluation.max_tokens_per_domain
     for domain in spec.eval:
         shard = data.shards[f"eval-{domain}"]
         path = prep / "eval" / f"{domain}-{stable_hash({'shard': Path(shard).name, 'seq': seq_len, 'max': max_tokens}, 12)}"
-        if not _eval_set_exists(path):
+        if not _eval_set_exists(path) or _damaged(path, load_eval_set, "eval set"):
             save_eval_set(build_eval_set(shard, tok, seq_len, max_tokens), path)
         data.eval_sets[domain] = str(path)
 
     _write_baselines(prep.parent / BASELINES_FILE, data, tok.hash)
+    _write_diagnostics(prep.parent / DIAGNOSTICS_FILE, spec, data, tok_path, progress)
 
     data.generators = {kind: source.generator or _generator_of(source)
                        for kind, source in spec.corpora.synthetic.items()}
@@ -147,6 +151,47 @@ def _write_baselines(path: Path, data: PreparedData, tokenizer_hash: str) -> Non
     write_json(path, {**baselines, "key": key})
 
 
+def _write_diagnostics(path: Path, spec: StudySpec, data: PreparedData, tok_path: Path, progress: bool) -> None:
+    """Write ``STUDY/diagnostics.json`` (each synthetic kind against natural) unless it is current.
+
+    Keyed by the content-addressed shard names (corpus content + tokenizer) and the
+    diagnostics settings and version, so a rerun reuses it and a changed corpus redoes it.
+    """
+    from ..diagnostics import CorpusRef
+    from ..diagnostics.study import DIAGNOSTICS_VERSION, STUDY_MAX_DOCS, study_diagnostics
+
+    key = {"natural": Path(data.shards[NATURAL]).name,
+           "synthetic": {kind: Path(data.shards[kind]).name for kind in sorted(spec.corpora.synthetic)},
+           "max_docs": STUDY_MAX_DOCS, "version": DIAGNOSTICS_VERSION}
+    if path.exists():
+        try:
+            if read_json(path).get("key") == key:
+                return
+        except (ValueError, OSError, AttributeError):
+            pass  # unreadable or not an object: rebuild it
+
+    def ref(source: Source) -> CorpusRef:
+        return CorpusRef(source.path, source.text_field, source.id_field)
+
+    if progress:
+        print("corpus diagnostics: each synthetic kind against natural", file=sys.stderr, flush=True)
+    result = study_diagnostics(ref(spec.corpora.natural), {k: ref(s) for k, s in spec.corpora.synthetic.items()},
+                               tok_path, max_docs=STUDY_MAX_DOCS, progress=progress)
+    write_json(path, {**result, "key": key})
+
+
+def _damaged(path: Path, load, what: str) -> bool:
+    """True (and said on stderr) when ``path`` exists but ``load`` cannot read it: it is rebuilt."""
+    if not path.exists() and not _eval_set_exists(path):
+        return False
+    try:
+        load(path)
+    except InputError as e:
+        print(f"warning: the prepared {what} is damaged; building it again ({e})", file=sys.stderr, flush=True)
+        return True
+    return False
+
+
 def _eval_set_exists(path: Path) -> bool:
     return any(path.parent.glob(path.name + "*")) if path.parent.exists() else False
 
@@ -157,15 +202,19 @@ def _documents(source: Source):
 
 def _tokenizer_training_texts(sources: list[Source], max_bytes: int) -> list[str]:
     """Round-robin documents from every training source until ``max_bytes`` of text."""
+    from ..tokens.tokenizer import split_text
+
     iters = [iter(_documents(s)) for s in sources]
     texts, total = [], 0
     for doc in itertools.chain.from_iterable(itertools.zip_longest(*iters)):
         if doc is None:
             continue
-        texts.append(doc.text)
-        total += len(doc.text.encode("utf-8"))
-        if total >= max_bytes:
-            break
+        # a document longer than a piece counts piece by piece, so one huge document stops at the cap
+        for piece in split_text(doc.text):
+            texts.append(piece)
+            total += len(piece.encode("utf-8"))
+            if total >= max_bytes:
+                return texts
     return texts
 
 

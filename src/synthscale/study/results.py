@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from .._io import atomic_write_bytes, atomic_write_text, read_json
+from .._io import atomic_write_bytes, atomic_write_text, read_table
+from ..errors import RunError
+from .artifacts import HASH_CACHE_FILE, HashCache, RunCheck, check_run, expected_budgets
 from .plan import PlannedRun
 from .spec import NATURAL, StudySpec
 
@@ -18,15 +21,46 @@ COLUMNS = [
 ]
 
 
-def collect_results(spec: StudySpec, runs: list[PlannedRun], study_dir: Path) -> pd.DataFrame:
-    """Read ``eval.json`` of every finished run into the results table (sorted, stable)."""
-    rows = []
+def check_runs(spec: StudySpec, runs: list[PlannedRun], study_dir: Path,
+               hashes: HashCache | None = None) -> dict[str, RunCheck]:
+    """The artifact check (artifacts.py) of every planned run whose status says done."""
+    from .execute import DONE, run_status
+
+    hashes = hashes if hashes is not None else HashCache(study_dir / HASH_CACHE_FILE)
+    checks = {}
     for run in runs:
-        eval_path = study_dir / "runs" / run.run_id / "eval.json"
-        if not eval_path.exists():
+        run_dir = study_dir / "runs" / run.run_id
+        status = run_status(run_dir)
+        if status.get("state") == DONE:
+            checks[run.run_id] = check_run(run_dir, status, expected_budgets(run.settings, run.tokens),
+                                           sorted(spec.eval), hashes)
+    hashes.save()
+    return checks
+
+
+def rows_per_run(spec: StudySpec, run: PlannedRun) -> int:
+    """Rows a finished run contributes: (its budgets) x (eval domains + the mean)."""
+    return len(expected_budgets(run.settings, run.tokens)) * (len(spec.eval) + 1)
+
+
+def collect_results(spec: StudySpec, runs: list[PlannedRun], study_dir: Path,
+                    checks: dict[str, RunCheck] | None = None) -> pd.DataFrame:
+    """The results table of every finished run: one row per (run, budget, eval domain + mean), sorted.
+
+    Only runs whose artifacts are complete contribute (``checks``, computed when not
+    given), each with all its rows; the row count is checked against the plan.
+    """
+    checks = checks if checks is not None else check_runs(spec, runs, study_dir)
+    domains = sorted(spec.eval)
+    rows = []
+    expected = 0
+    for run in runs:
+        check = checks.get(run.run_id)
+        if check is None or not check.ok:
             continue
+        expected += rows_per_run(spec, run)
         settings = run.settings
-        for ev in read_json(eval_path)["evals"]:
+        for ev in check.evals:
             tokens = int(ev["tokens"])
             epochs = ev.get("epochs", {})
             synthetic_epochs = [v for k, v in epochs.items() if k != NATURAL]
@@ -41,16 +75,39 @@ def collect_results(spec: StudySpec, runs: list[PlannedRun], study_dir: Path) ->
                 "epochs_natural": float(epochs.get(NATURAL, 0.0)),
                 "epochs_synthetic": float(max(synthetic_epochs)) if synthetic_epochs else 0.0,
             }
-            domains = ev["domains"]
-            for domain in sorted(domains):
-                rows.append({**base, "domain": domain, "loss": float(domains[domain]["loss"]),
-                             "bpb": float(domains[domain]["bpb"])})
-            if domains:
-                rows.append({**base, "domain": "mean",
-                             "loss": sum(float(d["loss"]) for d in domains.values()) / len(domains),
-                             "bpb": sum(float(d["bpb"]) for d in domains.values()) / len(domains)})
+            values = ev["domains"]
+            for domain in domains:
+                rows.append({**base, "domain": domain, "loss": float(values[domain]["loss"]),
+                             "bpb": float(values[domain]["bpb"])})
+            rows.append({**base, "domain": "mean",
+                         "loss": sum(float(values[d]["loss"]) for d in domains) / len(domains),
+                         "bpb": sum(float(values[d]["bpb"]) for d in domains) / len(domains)})
+    if len(rows) != expected:  # cannot happen for checked runs; never write a short table silently
+        raise RunError(f"{study_dir}: the finished runs give {len(rows)} result rows, their plan {expected}")
     df = pd.DataFrame(rows, columns=COLUMNS)
     return df.sort_values(["model", "recipe", "tokens", "seed", "domain"], kind="mergesort").reset_index(drop=True)
+
+
+def missing_runs(spec: StudySpec, runs: list[PlannedRun], study_dir: Path,
+                 checks: dict[str, RunCheck]) -> list[dict[str, Any]]:
+    """The planned runs with no rows in the results table: run_id, rows missing, state and why."""
+    from .execute import FAILED, run_status
+
+    missing = []
+    for run in runs:
+        check = checks.get(run.run_id)
+        if check is not None and check.ok:
+            continue
+        status = run_status(study_dir / "runs" / run.run_id)
+        state = status.get("state", "not started")
+        if check is not None:
+            state, why = "incomplete", check.problem
+        elif state == FAILED:
+            why = f"failed: {status.get('reason', 'error')}: {status.get('error', '')}"
+        else:
+            why = f"not finished (state: {state})"
+        missing.append({"run_id": run.run_id, "rows": rows_per_run(spec, run), "state": state, "reason": why})
+    return missing
 
 
 def write_results(df: pd.DataFrame, study_dir: Path) -> Path:
@@ -65,5 +122,5 @@ def write_results(df: pd.DataFrame, study_dir: Path) -> Path:
 
 def read_results(path: str | Path) -> pd.DataFrame:
     """Read a results table (.csv or .parquet)."""
-    path = Path(path)
-    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    return read_table(path, what="results table",
+                      fix="rerun `synthscale study run SPEC`: it rebuilds results.parquet and results.csv from the runs")

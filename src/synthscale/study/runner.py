@@ -10,15 +10,17 @@ workers are taken over. Failures are listed in ``failures.json``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._io import read_json, sha256_file, stable_hash, write_json
-from .execute import DONE, FAILED, PENDING, RUNNING, execute_run, reset_failed, run_status
+from .execute import (DONE, FAILED, PENDING, RUNNING, execute_run, mark_incomplete, reset_failed, run_status,
+                      status_problem)
 from .plan import PlannedRun, plan_runs
 from .prepare import PreparedData, prepare_study
-from .results import collect_results, write_results
+from .results import check_runs, collect_results, missing_runs, rows_per_run, write_results
 from .spec import StudySpec
 
 __all__ = ["DONE", "FAILED", "PENDING", "RUNNING", "StudyOutcome", "execute_run", "plan_study", "run_settings_for",
@@ -37,6 +39,16 @@ class StudyOutcome:
     executor: str = ""
     results_csv: Path | None = None
     report: Path | None = None
+    planned: int = 0  # runs in the plan
+    repaired: list[dict[str, Any]] = field(default_factory=list)  # done runs found incomplete, redone
+    missing: list[dict[str, Any]] = field(default_factory=list)  # planned runs without rows, and why
+    rows: int = 0  # rows of results.csv
+    planned_rows: int = 0  # rows the whole plan implies
+
+    @property
+    def complete(self) -> bool:
+        """True when every planned run finished and contributed all its rows."""
+        return not self.failed and not self.missing
 
 
 def run_settings_for(spec: StudySpec, vocab_size: int):
@@ -85,9 +97,11 @@ def run_study(spec: StudySpec, study_dir: str | Path, *, progress: bool = True, 
     section; ``threads`` (else ``training.threads``) sets torch threads per run for the
     local executor. Runs that failed before are retried only with ``retry_failed``.
     """
+    from .checks import check_spec_inputs
     from .drive import execute_tasks
     from .executors import make_executor
 
+    check_spec_inputs(spec)  # missing or empty corpora, budgets below one step: before anything is built
     study_dir = Path(study_dir)
     runner = make_executor(spec.executor, study_dir, spec.name, kind=executor, workers=workers,
                            threads=threads or spec.training.threads)
@@ -95,7 +109,9 @@ def run_study(spec: StudySpec, study_dir: str | Path, *, progress: bool = True, 
     write_json(study_dir / "spec.resolved.json", spec.model_dump())
     runs, prepared = plan_study(spec, study_dir, progress=progress)
     write_json(study_dir / "plan.json", [r.to_dict() for r in runs])
-    outcome = StudyOutcome(study_dir=study_dir)
+    outcome = StudyOutcome(study_dir=study_dir, planned=len(runs),
+                           planned_rows=sum(rows_per_run(spec, r) for r in runs))
+    outcome.repaired = audit_runs(spec, runs, study_dir)
     tasks = _runs_to_execute(spec, runs, prepared, study_dir, retry_failed, outcome)
 
     outcome.executor = runner.describe()
@@ -104,11 +120,45 @@ def run_study(spec: StudySpec, study_dir: str | Path, *, progress: bool = True, 
 
     outcome.failed = failure_summary(runs, study_dir)
     write_json(study_dir / "failures.json", outcome.failed)
-    df = collect_results(spec, runs, study_dir)
+    checks = check_runs(spec, runs, study_dir)
+    df = collect_results(spec, runs, study_dir, checks)
+    outcome.missing = missing_runs(spec, runs, study_dir, checks)
+    outcome.rows = len(df)
     outcome.results_csv = write_results(df, study_dir)
     if report and len(df):
         outcome.report = write_study_report(spec, study_dir, df, runs, outcome.failed)
     return outcome
+
+
+def audit_runs(spec: StudySpec, runs: list[PlannedRun], study_dir: Path) -> list[dict[str, Any]]:
+    """Check the artifacts of every done run (artifacts.py) and of every status.json before executing.
+
+    A done run whose eval.json or final checkpoint is missing or damaged is set back to
+    pending with the reason (re-evaluated from its checkpoint, else retrained); a run whose
+    status.json is damaged is run again. Each is said on stderr and returned.
+    """
+    import sys
+
+    found = []
+    for run in runs:
+        run_dir = study_dir / "runs" / run.run_id
+        problem = status_problem(run_dir)
+        if problem:
+            found.append({"run_id": run.run_id, "problem": problem, "action": "run again"})
+    checks = check_runs(spec, runs, study_dir)
+    for run in runs:
+        check = checks.get(run.run_id)
+        if check is None or check.ok:
+            continue
+        if mark_incomplete(study_dir / "runs" / run.run_id, check.problem, reevaluate=check.reevaluable,
+                           stale_after_s=spec.executor.stale_after_s):
+            found.append({"run_id": run.run_id, "problem": check.problem, "action": check.action})
+    for entry in found:
+        print(f"warning: run {entry['run_id']} is incomplete: {entry['problem']}; it will be {entry['action']}"
+              if entry["action"] != "run again" else
+              f"warning: run {entry['run_id']}: {entry['problem']}; the run will be run again",
+              file=sys.stderr, flush=True)
+    return found
 
 
 def _runs_to_execute(spec: StudySpec, runs: list[PlannedRun], prepared: PreparedData, study_dir: Path,
@@ -166,22 +216,43 @@ def write_study_report(spec: StudySpec, study_dir: Path, df, runs: list[PlannedR
     }
     # A rerun with the same results, settings and analysis code reuses the analysis and report it wrote.
     baselines = study_dir / "baselines.json"  # read by the report (written by the prepare step)
+    diagnostics = study_dir / "diagnostics.json"  # likewise
     key = stable_hash({"results": sha256_file(study_dir / "results.csv"), "analysis": spec.analysis.model_dump(),
                        "seed": spec.seed, "summary": summary,
                        "baselines": sha256_file(baselines) if baselines.exists() else None,
+                       "diagnostics": sha256_file(diagnostics) if diagnostics.exists() else None,
                        "code": _analysis_code_hash()})
     html = study_dir / "report" / "report.html"
     key_file = study_dir / "report" / "inputs.json"
-    if html.exists() and (study_dir / "analysis.json").exists() and key_file.exists() \
-            and read_json(key_file).get("key") == key:
+    if html.exists() and _outputs_current(study_dir, key_file, key):
         return html
     analysis = analyze_results(df, metric_domain=spec.analysis.metric_domain,
                                bootstrap=spec.analysis.bootstrap, seed=spec.seed,
                                max_extrapolation=spec.analysis.max_extrapolation)
     write_analysis(study_dir / "analysis.json", analysis)
     paths = write_report(study_dir, results_df=df, analysis=analysis, spec_summary=summary)
-    write_json(key_file, {"key": key})
+    outputs = [study_dir / "analysis.json", *(Path(p) for p in paths.values())]
+    write_json(key_file, {"key": key, "files": {os.path.relpath(p, study_dir): sha256_file(p)
+                                                for p in outputs if p.is_file()}})
     return Path(paths.get("html", html))
+
+
+def _outputs_current(study_dir: Path, key_file: Path, key: str) -> bool:
+    """True when analysis.json and the report were written for ``key`` and are all still intact."""
+    try:
+        written = read_json(key_file, missing_ok=True)
+    except ValueError:  # damaged: the analysis and report are simply written again
+        return False
+    if not isinstance(written, dict) or written.get("key") != key or not isinstance(written.get("files"), dict):
+        return False
+    files = written["files"]
+    if "analysis.json" not in files:
+        return False
+    for name, digest in files.items():
+        path = study_dir / name
+        if not path.is_file() or sha256_file(path) != digest:
+            return False
+    return True
 
 
 def _analysis_code_hash() -> str:

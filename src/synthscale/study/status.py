@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from .._io import read_json
+from ..errors import InputError
+from .artifacts import EVAL_FILE, FINAL_CHECKPOINT, expected_budgets, read_evals
 from .claims import STALE_AFTER_S, read_claim, staleness
 from .execute import CLAIM_FILE, DONE, FAILED, PENDING, RUNNING, last_metrics, run_status
 
 STALLED = "stalled"
-STATE_ORDER = (DONE, RUNNING, STALLED, PENDING, FAILED)
+INCOMPLETE = "incomplete"  # status says done, but eval.json or the final checkpoint is missing or damaged
+STATE_ORDER = (DONE, INCOMPLETE, RUNNING, STALLED, PENDING, FAILED)
 
 
 @dataclass
@@ -75,7 +78,8 @@ def study_status(study_dir: str | Path, stale_after_s: float = STALE_AFTER_S) ->
     study_dir = Path(study_dir)
     plan = _plan(study_dir)
     now = time.time()
-    runs = [_run_state(study_dir / "runs" / p["run_id"], p, stale_after_s, now) for p in plan]
+    domains = _eval_domains(study_dir)
+    runs = [_run_state(study_dir / "runs" / p["run_id"], p, stale_after_s, now, domains) for p in plan]
     counts = Counter(r.state for r in runs)
     failures = sorted((r for r in runs if r.state == FAILED), key=lambda r: -(r.updated or 0))
     name = _study_name(study_dir)
@@ -88,6 +92,11 @@ def format_status(status: StudyStatus, max_failures: int = 5, show_all: bool = F
         return f"{status.study_dir}: no planned runs yet (run `synthscale study run` or `study plan` first)"
     counts = ", ".join(f"{n} {s}" for s, n in status.counts.items() if n)
     lines = [f"study {status.name} ({status.study_dir}): {status.total} runs: {counts}"]
+    incomplete = [r for r in status.runs if r.state == INCOMPLETE
+                  or (r.state == PENDING and r.reason == "incomplete")]
+    if incomplete:
+        lines += ["", f"incomplete runs ({len(incomplete)}; `study run` re-evaluates or retrains them):"]
+        lines += [f"  {r.run_id}: {r.error}" for r in incomplete[:max_failures]]
     running = [r for r in status.runs if r.state in (RUNNING, STALLED)]
     shown = status.runs if show_all else running
     if shown:
@@ -105,7 +114,8 @@ def format_status(status: StudyStatus, max_failures: int = 5, show_all: bool = F
     return "\n".join(lines)
 
 
-def _run_state(run_dir: Path, planned: dict[str, Any], stale_after_s: float, now: float) -> RunState:
+def _run_state(run_dir: Path, planned: dict[str, Any], stale_after_s: float, now: float,
+               domains: list[str] | None = None) -> RunState:
     status = run_status(run_dir)
     state = status.get("state", PENDING)
     run = RunState(run_id=planned["run_id"], model=planned.get("model", ""), recipe=planned.get("recipe", ""),
@@ -114,7 +124,12 @@ def _run_state(run_dir: Path, planned: dict[str, Any], stale_after_s: float, now
         run.tokens_done = run.budget
         run.loss = (status.get("summary") or {}).get("final_loss")
         run.updated = status.get("finished")
+        problem = _artifact_problem(run_dir, status, planned, domains)
+        if problem:  # `study run` re-evaluates or retrains it
+            run.state, run.reason, run.error = INCOMPLETE, "incomplete", problem
         return run
+    if state == PENDING and status.get("incomplete"):
+        run.reason, run.error = "incomplete", status["incomplete"]
     if state == FAILED:
         tail = status.get("log_tail") or []
         run.reason, run.error, run.updated = status.get("reason", "error"), status.get("error"), status.get("failed_at")
@@ -144,6 +159,31 @@ def _add_metrics(run: RunState, record: dict[str, Any] | None, now: float | None
         run.eta_s = max(0.0, (run.budget - run.tokens_done) / run.tokens_per_s)
 
 
+def _artifact_problem(run_dir: Path, status: dict[str, Any], planned: dict[str, Any],
+                      domains: list[str] | None) -> str | None:
+    """A quick form of artifacts.check_run (no checkpoint hashing): eval.json and the checkpoint's size."""
+    path = run_dir / FINAL_CHECKPOINT
+    recorded = status.get("checkpoint") or {}
+    if not path.is_file():
+        return f"{FINAL_CHECKPOINT} is missing"
+    if recorded.get("bytes") is not None and path.stat().st_size != recorded["bytes"]:
+        return f"{FINAL_CHECKPOINT} has {path.stat().st_size} bytes, the finished run recorded {recorded['bytes']}"
+    budgets = expected_budgets(planned.get("settings") or {}, int(planned.get("tokens", 0)))
+    try:
+        read_evals(run_dir / EVAL_FILE, budgets, domains or [])
+    except InputError as e:
+        return str(e).replace(str(run_dir) + "/", "").split("; ")[0]
+    return None
+
+
+def _eval_domains(study_dir: Path) -> list[str]:
+    try:
+        spec = read_json(study_dir / "spec.resolved.json")
+        return sorted(spec["eval"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return []
+
+
 def _plan(study_dir: Path) -> list[dict[str, Any]]:
     try:
         plan = read_json(study_dir / "plan.json")
@@ -152,7 +192,14 @@ def _plan(study_dir: Path) -> list[dict[str, Any]]:
     if isinstance(plan, list):
         return plan
     runs = sorted(p for p in (study_dir / "runs").glob("*/config.json")) if (study_dir / "runs").is_dir() else []
-    return [read_json(p) for p in runs]
+    plan = []
+    for path in runs:
+        try:
+            config = read_json(path)
+        except ValueError:  # damaged: shown from its folder name; `study run` writes it again
+            config = {"run_id": path.parent.name}
+        plan.append(config if isinstance(config, dict) and "run_id" in config else {"run_id": path.parent.name})
+    return plan
 
 
 def _study_name(study_dir: Path) -> str:

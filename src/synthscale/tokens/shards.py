@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,15 +22,15 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .._io import read_json, sha256_file, write_json
+from .._io import make_temp_beside, read_json, sha256_file, write_json
 from ..corpus import Document, read_documents
 from ..errors import InputError
 from ._progress import progress_bar
-from .tokenizer import Tok, load_tokenizer
+from .tokenizer import PIECE_CHARS, Tok, load_tokenizer
 
 SHARD_FORMAT = "synthscale.token_shard/1"
 CHUNK_DOCS = 1024  # documents per encode_batch call
-CHUNK_BYTES = 8 << 20  # ... or fewer, once their text reaches this many bytes
+CHUNK_BYTES = 1 << 20  # ... or fewer, once their text reaches this many characters (memory: about 150 x this)
 
 
 @dataclass(frozen=True)
@@ -93,9 +92,9 @@ def encode_corpus(docs: str | os.PathLike | Iterable[Document | str], tok: Tok |
         docs = read_documents(docs)
     prefix = shard_prefix(out_prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{prefix.name}.", suffix=".bin.tmp", dir=prefix.parent)
+    tmp_name = make_temp_beside(prefix.with_name(prefix.name + ".bin"), suffix=".bin.tmp")
     try:
-        with os.fdopen(fd, "wb") as out, progress_bar(f"encode {prefix.name}", total, progress, "docs") as advance:
+        with open(tmp_name, "wb") as out, progress_bar(f"encode {prefix.name}", total, progress, "docs") as advance:
             counts = _write_tokens(docs, tok, out, advance)
         info = ShardInfo(prefix=prefix, dtype=shard_dtype(tok.vocab_size).name, vocab_size=tok.vocab_size,
                          eos_id=tok.eos_id, tokenizer_hash=tok.hash, **counts,
@@ -116,10 +115,8 @@ def read_shard_info(prefix: str | os.PathLike) -> ShardInfo:
     if not info_path.is_file():
         raise InputError("no shard metadata: the shard is missing or its encoding did not finish",
                          path=str(info_path))
-    try:
-        meta = read_json(info_path)
-    except (ValueError, OSError) as e:
-        raise InputError(f"cannot read shard metadata: {e}", path=str(info_path)) from None
+    meta = read_json(info_path, what="token shard metadata",
+                     fix="encode the corpus again (a study's prepare step does so by itself)")
     if not isinstance(meta, dict):
         raise InputError("shard metadata must be a JSON object", path=str(info_path))
     expected = {"dtype": str, "vocab_size": int, "eos_id": int, "tokenizer_hash": str, "n_tokens": int,
@@ -161,12 +158,18 @@ def _write_tokens(docs: Iterable[Document | str], tok: Tok, out: BinaryIO,
     sha = hashlib.sha256()
     n_tokens = n_docs = source_bytes = 0
     for texts in _chunks(docs):
-        data = _with_eos(tok.encode_batch(texts), tok.eos_id, dtype).tobytes()
-        out.write(data)
-        sha.update(data)
-        n_tokens += len(data) // dtype.itemsize
+        if len(texts) == 1 and len(texts[0]) > PIECE_CHARS:  # a long document: written piece by piece
+            pieces = (np.asarray(ids, dtype=dtype) for ids in tok.encode_pieces(texts[0]))
+            arrays = itertools.chain(pieces, [np.asarray([tok.eos_id], dtype=dtype)])
+        else:
+            arrays = iter([_with_eos(tok.encode_batch(texts), tok.eos_id, dtype)])
+        for array in arrays:
+            data = array.tobytes()
+            out.write(data)
+            sha.update(data)
+            n_tokens += len(array)
         n_docs += len(texts)
-        source_bytes += sum(len(t.encode("utf-8")) for t in texts)
+        source_bytes += sum(_utf8_length(t) for t in texts)
         advance(len(texts))
     out.flush()
     os.fsync(out.fileno())
@@ -181,6 +184,12 @@ def _chunks(docs: Iterable[Document | str]) -> Iterator[list[str]]:
         text = doc.text if isinstance(doc, Document) else doc
         if not isinstance(text, str):
             raise InputError(f"expected a Document or str, got {type(doc).__name__}")
+        if len(text) > PIECE_CHARS:  # alone, so that it is encoded in pieces
+            if chunk:
+                yield chunk
+                chunk, size = [], 0
+            yield [text]
+            continue
         chunk.append(text)
         size += len(text)
         if len(chunk) >= CHUNK_DOCS or size >= CHUNK_BYTES:
@@ -188,6 +197,13 @@ def _chunks(docs: Iterable[Document | str]) -> Iterator[list[str]]:
             chunk, size = [], 0
     if chunk:
         yield chunk
+
+
+def _utf8_length(text: str, block: int = 1 << 20) -> int:
+    """UTF-8 bytes of ``text``, without encoding a long text at once."""
+    if len(text) <= block:
+        return len(text.encode("utf-8"))
+    return sum(len(text[i:i + block].encode("utf-8")) for i in range(0, len(text), block))
 
 
 def _with_eos(batch: list[list[int]], eos_id: int, dtype: np.dtype) -> np.ndarray:

@@ -20,18 +20,24 @@ and no BOS or other post-processor tokens are added. Shards add the EOS themselv
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, read_json
 from ..corpus import Document
 from ..errors import ConfigError, InputError, MissingDependencyError
+
+# Long texts are encoded in pieces of at most this many characters (see split_text): the
+# tokenizer library holds about 150 bytes per character of a text while it encodes it.
+PIECE_CHARS = 1 << 17
+PIECES_PER_CALL = 8  # pieces of one long text encoded together (in parallel, by the Rust library)
 
 EOS_TOKEN = "<|endoftext|>"
 # Tried in order when a loaded tokenizer does not name its end-of-text token.
@@ -55,15 +61,45 @@ class Tok:
         self._tokenizer.encode_special_tokens = True  # document text never yields special ids
         # Ids may have holes (some HF tokenizers); the embedding needs max id + 1 rows.
         self.vocab_size = max(tokenizer.get_vocab(with_added_tokens=True).values()) + 1
+        spec = json.loads(self.canonical_json)
+        self.split_mode, self.split_exact = split_rule(spec)
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of ``text`` (no BOS/EOS added)."""
-        return self._tokenizer.encode(text, add_special_tokens=False).ids
+        """Token ids of ``text`` (no BOS/EOS added). A text longer than PIECE_CHARS is encoded in
+        pieces (``encode_pieces``), so memory does not grow with the text."""
+        if len(text) <= PIECE_CHARS:
+            return self._tokenizer.encode(text, add_special_tokens=False).ids
+        ids: list[int] = []
+        for piece in self.encode_pieces(text):
+            ids.extend(piece)
+        return ids
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of many texts at once (parallel in the Rust library)."""
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [e.ids for e in encodings]
+        """Token ids of many texts at once (parallel in the Rust library; long texts in pieces)."""
+        texts = list(texts)
+        if all(len(t) <= PIECE_CHARS for t in texts):
+            return [e.ids for e in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
+        short = [i for i, t in enumerate(texts) if len(t) <= PIECE_CHARS]
+        out: list[list[int]] = [[] for _ in texts]
+        for i, e in zip(short, self._tokenizer.encode_batch([texts[i] for i in short], add_special_tokens=False)):
+            out[i] = e.ids
+        for i, t in enumerate(texts):
+            if len(t) > PIECE_CHARS:
+                out[i] = self.encode(t)
+        return out
+
+    def encode_pieces(self, text: str, piece_chars: int | None = None) -> Iterator[list[int]]:
+        """The ids of ``text``, piece after piece: ``split_text`` cuts it on whitespace into pieces
+        of at most ``piece_chars`` (PIECE_CHARS) characters, encoded a few at a time.
+
+        The ids equal those of the whole text encoded at once whenever ``split_exact`` is true
+        and the text has a whitespace cut in every window (see split_text); peak memory
+        grows with the piece size, not with the text.
+        """
+        pieces = split_text(text, piece_chars or PIECE_CHARS, self.split_mode)
+        while group := list(itertools.islice(pieces, PIECES_PER_CALL)):
+            for encoding in self._tokenizer.encode_batch(group, add_special_tokens=False):
+                yield encoding.ids
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``; special tokens such as EOS are kept in the output."""
@@ -99,6 +135,84 @@ class Tok:
         return f"Tok(source={self.source!r}, vocab_size={self.vocab_size}, hash={self.hash[:12]})"
 
 
+def split_rule(spec: dict) -> tuple[str, bool]:
+    """How a tokenizer's texts may be cut into pieces, from its serialised form: (mode, exact).
+
+    Every mode cuts only between two non-whitespace characters, where a tokenizer that
+    splits text on whitespace before its model runs splits anyway:
+
+    - ``"before_whitespace"``: just before a space, newline or tab. Byte-level BPE with its
+      built-in GPT-2 regex (ours, GPT-2, ...) and BERT-style whitespace splitting: exact.
+    - ``"before_space"``: just before a space. A pre-tokenizer regex of the tokenizer's own
+      (Split: Llama 3, Qwen, ...), Metaspace (sentencepiece style: a piece that starts with a
+      space gets no second '▁') and byte-level with add_prefix_space: exact.
+    - ``"drop_space"``: at a space, which is left out: tokenizers whose normaliser prepends
+      '▁' to every text (Llama 2, Mistral v1, converted from sentencepiece) put it back as
+      the piece's '▁'. Exact when no merge spans a word boundary, as in such tokenizers.
+    - a tokenizer that does not split on whitespace at all (no pre-tokenizer, no such
+      normaliser) sees whole texts: the tokens next to each cut may differ (exact False).
+    """
+    normalizer = spec.get("normalizer") or {}
+    norm_parts = normalizer.get("normalizers", []) if normalizer.get("type") == "Sequence" else [normalizer]
+    if any(isinstance(p, dict) and p.get("type") == "Prepend" for p in norm_parts):
+        return "drop_space", True
+    pre = spec.get("pre_tokenizer") or {}
+    pre_parts = [p for p in (pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre])
+                 if isinstance(p, dict)]
+    types = {p.get("type") for p in pre_parts}
+    if any(p.get("type") == "ByteLevel" and p.get("add_prefix_space") for p in pre_parts) \
+            or types & {"Metaspace", "Split"}:
+        # Split: a regex of the tokenizer's own, e.g. Llama 3's, whose ' ?[^\s\p{L}\p{N}]+[\r\n]*' keeps
+        # the newlines after punctuation with it: a cut before a newline could change a token there
+        return "before_space", True
+    if types & {"ByteLevel", "Whitespace", "WhitespaceSplit", "BertPreTokenizer"}:
+        return "before_whitespace", True
+    return "before_space", False
+
+
+_WS = frozenset(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+                "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+
+
+def split_text(text: str, max_chars: int = PIECE_CHARS, mode: str = "before_whitespace") -> Iterator[str]:
+    """Pieces of at most ``max_chars`` characters whose concatenation is ``text``
+    (``mode="drop_space"``: with the single space at each cut left out; see ``split_rule``).
+
+    Each cut is the last one in the second half of the window: before a whitespace
+    character between two non-whitespace ones (a space, newline or tab for
+    ``before_whitespace``, a space for the other modes); failing that
+    (a window without such whitespace, e.g. text with no spaces) the window is cut where it
+    ends, and the tokens next to that cut may differ from an unsplit encoding.
+    """
+    n, start = len(text), 0
+    while n - start > max_chars:
+        end = start + max_chars
+        cut = _last_cut(text, start + max_chars // 2, end, mode)
+        if cut is None:
+            yield text[start:end]
+            start = end
+            continue
+        yield text[start:cut]
+        start = cut + 1 if mode == "drop_space" else cut
+    yield text[start:]
+
+
+def _last_cut(text: str, lo: int, hi: int, mode: str) -> int | None:
+    """The largest i in (lo, hi) where text[i] may start the next piece, else None."""
+    spaces = (" ", "\n", "\t") if mode == "before_whitespace" else (" ",)
+    best = None
+    for ch in spaces:
+        i = hi
+        while True:
+            i = text.rfind(ch, lo + 1, i)
+            if i <= lo or (best is not None and i <= best):
+                break
+            if text[i - 1] not in _WS and i + 1 < len(text) and text[i + 1] not in _WS:
+                best = i
+                break
+    return best
+
+
 def train_tokenizer(docs: Iterable[str | Document], vocab_size: int, out_path: str | os.PathLike,
                     *, min_frequency: int = 2, n_docs: int | None = None) -> Path:
     """Train a byte-level BPE with one special ``<|endoftext|>`` token; write tokenizer.json.
@@ -120,7 +234,9 @@ def train_tokenizer(docs: Iterable[str | Document], vocab_size: int, out_path: s
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    texts = (d.text if isinstance(d, Document) else d for d in docs)
+    # long texts go in as pieces cut before whitespace: the byte-level pre-tokenizer splits
+    # there anyway, so the word counts, and the tokenizer, are the same; memory is not
+    texts = (piece for d in docs for piece in split_text(d.text if isinstance(d, Document) else d))
     tokenizer.train_from_iterator(texts, trainer, length=n_docs)
     out = Path(out_path)
     if out.is_dir():
@@ -180,10 +296,10 @@ def _configured_eos(folder: Path) -> str | None:
         f = folder / name
         if not f.is_file():
             continue
-        try:
-            value = json.loads(f.read_text(encoding="utf-8")).get("eos_token")
-        except (json.JSONDecodeError, AttributeError, OSError) as e:
-            raise InputError(f"cannot read eos_token: {_first_line(e)}", path=str(f)) from None
+        config = read_json(f, what="tokenizer config", fix="repair or remove it, or pass the EOS token")
+        if not isinstance(config, dict):
+            raise InputError("a tokenizer config must be a JSON object", path=str(f))
+        value = config.get("eos_token")
         if isinstance(value, dict):
             value = value.get("content")
         if isinstance(value, str) and value:

@@ -12,14 +12,14 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
-from synthscale._io import atomic_target, write_json
+from synthscale._io import atomic_target, read_safetensors, read_safetensors_metadata, write_json
 from synthscale.errors import InputError
 from synthscale.model.llama import Llama, ModelConfig
 
 CHECKPOINT_FORMAT = "synthscale-llama-v1"
+CHECKPOINT_FIX = "train the run again (in a study, `synthscale study run` retrains a run whose checkpoint is damaged)"
 TIED_HEAD = "lm_head.weight"
 
 
@@ -56,11 +56,7 @@ def model_metadata(cfg: ModelConfig, extra: dict[str, int | str] | None = None) 
 
 def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The metadata dict of a synthscale checkpoint (format, model_config json, step, tokens...)."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except Exception as e:  # safetensors raises its own error types on bad headers
-        raise InputError(f"not a readable safetensors checkpoint ({e})", path=str(path)) from None
+    metadata = read_safetensors_metadata(path, what="checkpoint", fix=CHECKPOINT_FIX)
     if metadata.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"not a synthscale checkpoint (format {metadata.get('format')!r})", path=str(path))
     return metadata
@@ -71,10 +67,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     metadata = read_checkpoint_metadata(path)
     cfg = ModelConfig.from_dict(json.loads(metadata["model_config"]))
     model = Llama(cfg)
-    tensors: dict[str, torch.Tensor] = {}
-    with safe_open(str(path), framework="pt") as f:
-        for name in f.keys():
-            tensors[name] = f.get_tensor(name)
+    tensors, _ = read_safetensors(path, what="checkpoint", fix=CHECKPOINT_FIX)
     if cfg.tie_embeddings:
         tensors[TIED_HEAD] = tensors["embed_tokens.weight"]
     missing, unexpected = model.load_state_dict(tensors, strict=False)

@@ -17,7 +17,6 @@ unsharded tensors as a single process, and load them back into any of the three.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -27,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 from torch.distributed.checkpoint.state_dict import (
@@ -38,7 +36,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from synthscale._io import read_json, write_json
+from synthscale._io import read_json, read_safetensors, write_json
 from synthscale.errors import ConfigError, InputError
 from synthscale.model.llama import ModelConfig
 from synthscale.train.checkpoint import model_metadata
@@ -46,6 +44,7 @@ from synthscale.train.config import TrainConfig
 from synthscale.train.distributed import DistContext, barrier
 
 STATE_FORMAT = "synthscale.train_state/1"
+STATE_FIX = "delete this checkpoints/step_* folder and rerun: the run resumes from an earlier state or starts over"
 PREFIX = "step_"
 TIED_HEAD = "lm_head.weight"
 
@@ -114,7 +113,7 @@ def load_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
     Raises ConfigError when the checkpoint was written by a run with another model or
     another training config (RUNTIME_FIELDS such as threads or device may differ).
     """
-    state = read_json(folder / "state.json")
+    state = read_json(folder / "state.json", what="training state", fix=STATE_FIX)
     if state.get("format") != STATE_FORMAT:
         raise InputError(f"not a synthscale training state (format {state.get('format')!r})",
                          path=str(folder / "state.json"))
@@ -186,13 +185,7 @@ def _set_rng_state(tensors: dict[str, torch.Tensor], values: dict[str, Any]) -> 
 
 
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {name: f.get_tensor(name) for name in f.keys()}
-    except FileNotFoundError:
-        raise InputError("missing from the checkpoint folder", path=str(path)) from None
-    except Exception as e:  # safetensors raises its own error types on bad headers
-        raise InputError(f"not a readable safetensors file ({e})", path=str(path)) from None
+    return read_safetensors(path, what="training state file", fix=STATE_FIX)[0]
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -210,4 +203,4 @@ def _fsync_folder(folder: Path) -> None:
 
 def read_state_json(folder: Path) -> dict[str, Any]:
     """The state.json of a checkpoint folder (for inspection and tests)."""
-    return json.loads((folder / "state.json").read_text())
+    return read_json(folder / "state.json", what="training state", fix=STATE_FIX)

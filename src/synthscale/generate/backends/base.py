@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import abc
 import hashlib
-import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..._io import read_json
 from ...corpus import Document
-from ...errors import SynthscaleError
+from ...errors import InputError, SynthscaleError
 
 FINISH_REASONS = ("stop", "length", "error")
 
@@ -106,6 +107,31 @@ class Backend(abc.ABC):
         self.close()
 
 
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def check_model_source(model: str | os.PathLike) -> None:
+    """Fail in plain words when ``model`` names a local folder that does not exist.
+
+    Anything that exists must be a folder; a string that cannot be a Hugging Face hub id
+    (an absolute or ./relative path, more than one '/', a trailing '/', a file name) must
+    exist. A bare ``NAME`` or ``ORG/NAME`` that is not on disk is left to the hub.
+    """
+    text = str(model)
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise InputError("expected a model folder (config.json and weights), found a file", path=text)
+        return
+    if not _HUB_ID.fullmatch(text) or text.startswith((".", "~")) or text.endswith(("/", ".json")):
+        raise InputError("no such model folder", path=text)
+
+
+def hub_hint(model: str | os.PathLike) -> str:
+    """' (no local folder of that name either)' for a hub id that is not on disk, else ''."""
+    return "" if Path(str(model)).expanduser().exists() else " (and there is no local folder of that name)"
+
+
 def local_revision(model: str | os.PathLike) -> str | None:
     """A revision for a local model folder: its synthscale export's checkpoint hash, else a hash of its files.
 
@@ -119,8 +145,8 @@ def local_revision(model: str | os.PathLike) -> str | None:
     marker = folder / "synthscale.json"
     if marker.is_file():
         try:
-            sha = json.loads(marker.read_text(encoding="utf-8")).get("checkpoint_sha256")
-        except (OSError, ValueError):
+            sha = read_json(marker, what="export marker").get("checkpoint_sha256")
+        except (OSError, ValueError, AttributeError):  # optional: a damaged marker means hashing the files
             sha = None
         if isinstance(sha, str) and sha:
             return sha[:12]

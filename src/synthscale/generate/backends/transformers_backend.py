@@ -14,7 +14,8 @@ import os
 from typing import Any, Sequence
 
 from ...errors import ConfigError, MissingDependencyError
-from .base import Backend, GenerationRequest, GenerationResult, local_revision, model_name
+from .base import (Backend, GenerationRequest, GenerationResult, check_model_source, hub_hint, local_revision,
+                   model_name)
 from .prompting import check_chat_mode, cut_at_stop, prompt_token_ids
 from .sampler import RowSampling, SeededSampler
 
@@ -50,13 +51,15 @@ class TransformersBackend(Backend):
                                    "cpu" if device == "auto" else device)
         torch_dtype = _torch_dtype(dtype, self.device)
         source = str(model)
+        check_model_source(source)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source, revision=revision,
                                                            trust_remote_code=trust_remote_code)
             self.hf_model = AutoModelForCausalLM.from_pretrained(source, revision=revision, dtype=torch_dtype,
                                                                  trust_remote_code=trust_remote_code)
         except (OSError, ValueError) as e:
-            raise ConfigError(f"transformers cannot load model '{source}': {str(e).splitlines()[0]}") from None
+            raise ConfigError(f"transformers cannot load model '{source}'{hub_hint(source)}: "
+                              f"{str(e).splitlines()[0]}") from None
         self.hf_model.to(self.device).eval()
         self.model = model_name(source)
         self.revision = revision or getattr(self.hf_model.config, "_commit_hash", None) or local_revision(source)

@@ -19,7 +19,7 @@ import os
 from typing import Any, Sequence
 
 from ...errors import ConfigError, MissingDependencyError
-from .base import Backend, GenerationRequest, GenerationResult, local_revision, model_name
+from .base import Backend, GenerationRequest, GenerationResult, check_model_source, local_revision, model_name
 from .prompting import check_chat_mode, prompt_token_ids
 
 DEFAULT_MAX_TOKENS = 256
@@ -44,6 +44,7 @@ class VLLMBackend(Backend):
         if tensor_parallel_size < 1:
             raise ConfigError(f"tensor_parallel_size must be >= 1, got {tensor_parallel_size}")
         source = str(model)
+        check_model_source(source)
         self._engine_settings = {"tensor_parallel_size": tensor_parallel_size, "dtype": dtype,
                                  "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len,
                                  **(engine_options or {})}

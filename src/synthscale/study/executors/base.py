@@ -71,15 +71,26 @@ class Executor(abc.ABC):
 
 def resources_for(run_settings: dict[str, Any], tokens: int, settings: ExecutorSettings) -> Resources:
     """The resources of a run: the first rule that fits its model size, and a time from its FLOPs."""
-    params = run_settings["params_nonembedding"]
-    rules = settings.resources
-    rule = next((r for r in rules if r.max_params is None or params <= r.max_params), rules[-1])
+    rule = resource_rule(run_settings, settings)
     t = settings.time
     flops = float(run_settings["train_flops_per_token"]) * tokens
-    rate = rule.gpus * t.gpu_tflops * 1e12 if rule.gpus else rule.cpus * t.cpu_gflops * 1e9
+    rate = flops_per_second(rule, settings)
     minutes = t.overhead_min + t.safety * flops / rate / 60
     return Resources(gpus=rule.gpus, cpus=rule.cpus, mem_gb=rule.mem_gb,
                      time_min=int(min(t.max_min, max(t.min_min, math.ceil(minutes)))))
+
+
+def resource_rule(run_settings: dict[str, Any], settings: ExecutorSettings) -> Any:
+    """The first resource rule whose max_params fits the run's model (else the last rule)."""
+    params = run_settings["params_nonembedding"]
+    rules = settings.resources
+    return next((r for r in rules if r.max_params is None or params <= r.max_params), rules[-1])
+
+
+def flops_per_second(rule: Any, settings: ExecutorSettings) -> float:
+    """The sustained training FLOP/s a run with ``rule``'s resources is assumed to reach (executor.time)."""
+    t = settings.time
+    return rule.gpus * t.gpu_tflops * 1e12 if rule.gpus else rule.cpus * t.cpu_gflops * 1e9
 
 
 def cpu_cores() -> int:
