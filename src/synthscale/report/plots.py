@@ -25,6 +25,7 @@ from .inputs import MEAN_DOMAIN, NATURAL, Analysis, condition_losses, eval_domai
 
 DPI = 100
 MAX_BUDGET_TICKS = 8
+TICK_SPACING = 1.75  # budgets closer than this factor share one tick label
 X_MARGIN = 1.25  # the token axis spans the measured budgets / and x this factor
 Y_MARGIN = 0.08  # the loss axis spans the measured losses (+- std) and this share of their range
 SPEEDUP_AXIS = (0.01, 100.0)  # speedups are drawn within this range; beyond it they are bounds
@@ -270,7 +271,11 @@ def _token_axis(ax, budgets) -> None:
     ax.set_xscale("log")
     budgets = sorted(set(float(b) for b in budgets))
     if 0 < len(budgets) <= MAX_BUDGET_TICKS:
-        ax.xaxis.set_major_locator(FixedLocator(budgets))
+        ticks = [budgets[-1]]  # labels closer than TICK_SPACING (a factor) overlap: keep the largest
+        for b in reversed(budgets[:-1]):
+            if ticks[-1] / b >= TICK_SPACING:
+                ticks.append(b)
+        ax.xaxis.set_major_locator(FixedLocator(sorted(ticks)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt.tokens(v)))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
