@@ -135,18 +135,24 @@ def _prepare(spec: StudySpec, prep: Path, progress: bool) -> PreparedData:
     return data
 
 
+def _is_current(path: Path, key: dict) -> bool:
+    """True when the derived file at ``path`` was written for ``key``; missing or unreadable: rebuild it."""
+    if not path.exists():
+        return False
+    try:
+        return read_json(path).get("key") == key
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
 def _write_baselines(path: Path, data: PreparedData, tokenizer_hash: str) -> None:
     """Write ``STUDY/baselines.json`` (uniform and unigram loss per eval domain) unless it is current."""
     from ..evaluate.baselines import study_baselines
 
     key = {"natural": Path(data.shards[NATURAL]).name,
            "eval": {d: Path(p).name for d, p in sorted(data.eval_sets.items())}}
-    if path.exists():
-        try:
-            if read_json(path).get("key") == key:
-                return
-        except (ValueError, OSError, AttributeError):
-            pass  # unreadable or not an object: rebuild it
+    if _is_current(path, key):
+        return
     baselines = study_baselines(data.shards[NATURAL], data.eval_sets, data.vocab_size, tokenizer_hash)
     write_json(path, {**baselines, "key": key})
 
@@ -163,12 +169,8 @@ def _write_diagnostics(path: Path, spec: StudySpec, data: PreparedData, tok_path
     key = {"natural": Path(data.shards[NATURAL]).name,
            "synthetic": {kind: Path(data.shards[kind]).name for kind in sorted(spec.corpora.synthetic)},
            "max_docs": STUDY_MAX_DOCS, "version": DIAGNOSTICS_VERSION}
-    if path.exists():
-        try:
-            if read_json(path).get("key") == key:
-                return
-        except (ValueError, OSError, AttributeError):
-            pass  # unreadable or not an object: rebuild it
+    if _is_current(path, key):
+        return
 
     def ref(source: Source) -> CorpusRef:
         return CorpusRef(source.path, source.text_field, source.id_field)
