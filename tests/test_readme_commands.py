@@ -23,7 +23,7 @@ from synthscale.study.demo import PROFILES, demo_spec, write_demo_spec
 from synthscale.study.spec import load_spec
 from synthscale.toyworld.build import ToyworldCorpora
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 README_COMMAND = "bash scripts/setup.sh && .venv/bin/synthscale demo --out demo_out"
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from .._io import make_temp_beside, reading
+from .._io import make_temp_beside, reading, sha256_file, stable_hash
 from ..errors import InputError, MissingDependencyError
 from .document import Document
 
@@ -189,7 +189,8 @@ def _read_jsonl(path: Path, *, skip_bad: bool, stats: ReadStats, text_field: str
         yield doc
 
 
-def _read_parquet(path: Path, *, skip_bad: bool, stats: ReadStats, text_field: str, id_field: str) -> Iterator[Document]:
+def _read_parquet(path: Path, *, skip_bad: bool, stats: ReadStats, text_field: str,
+                  id_field: str) -> Iterator[Document]:
     import pyarrow.parquet as pq
 
     fix = "replace the file (a parquet file cannot be read past damage; --skip-bad does not help)"
@@ -309,7 +310,8 @@ def write_documents(path: str | os.PathLike, docs: Iterable[Document]) -> int:
                 rows.append(d)
             n = len(rows)
             columns = list(dict.fromkeys(k for row in rows for k in row))  # union, first-seen order
-            table = pa.table({c: [row.get(c) for row in rows] for c in columns}) if rows else pa.table({"id": [], "text": []})
+            empty = pa.table({"id": [], "text": []})
+            table = pa.table({c: [row.get(c) for row in rows] for c in columns}) if rows else empty
             pq.write_table(table, tmp)
         else:
             with open_text(tmp, "wt") as f:
@@ -321,3 +323,16 @@ def write_documents(path: str | os.PathLike, docs: Iterable[Document]) -> int:
         tmp.unlink(missing_ok=True)
         raise
     return n
+
+
+def corpus_fingerprint(path: str) -> str:
+    """A content hash of a corpus file or folder (the address string for hf:// sources)."""
+    if path.startswith("hf://"):
+        return stable_hash({"uri": path}, 16)
+    p = Path(path)
+    if not p.exists():
+        raise InputError("no such file or folder", path=path)
+    if p.is_file():
+        return sha256_file(p)[:16]
+    files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+    return stable_hash({str(f.relative_to(p)): sha256_file(f) for f in files}, 16)

@@ -22,8 +22,8 @@ import numpy as np
 
 from ..corpus import read_documents
 from ..errors import ConfigError, InputError
+from ..progress import progress_bar
 from ..tokens import Tok, load_tokenizer, train_tokenizer
-from ..tokens._progress import progress_bar
 from . import metrics
 
 COMPARE_FORMAT = "synthscale.corpus_compare/1"
@@ -102,7 +102,7 @@ def read_sample(ref: CorpusRef, *, max_docs: int | None = None, also_ids: Iterab
         raise ConfigError(f"max_docs must be at least 1, got {max_docs}")
     wanted = set(also_ids)
     sample = CorpusSample(ref=ref)
-    with progress_bar(f"read {Path(ref.path).name}", None, progress, "docs") as advance:
+    with progress_bar(f"read {Path(ref.path).name}", enabled=progress, unit="docs") as advance:
         for doc in read_documents(ref.path, text_field=ref.text_field, id_field=ref.id_field):
             main = max_docs is None or sample.n_main < max_docs
             if not main:
@@ -127,7 +127,7 @@ def read_sample(ref: CorpusRef, *, max_docs: int | None = None, also_ids: Iterab
 def tokenize(texts: Sequence[str], tok: Tok, *, progress: bool = False, label: str = "tokenize") -> Tokenized:
     """Encode every text (no EOS added) into one flat int32 array with document offsets."""
     parts: list[np.ndarray] = []
-    with progress_bar(label, len(texts), progress, "docs") as advance:
+    with progress_bar(label, len(texts), enabled=progress, unit="docs") as advance:
         for start in range(0, len(texts), ENCODE_BATCH):
             batch = texts[start:start + ENCODE_BATCH]
             for text in batch:  # numpy per piece: a long document never becomes one Python list

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..model.checkpoint import find_checkpoint, load_model
 from ..tokens import load_tokenizer, shard_prefix
 from .evalset import build_eval_set, load_eval_set, save_eval_set
 from .evaluator import evaluate_model
@@ -26,9 +27,6 @@ def build_eval_sets_command(shards: list[str], tokenizer: str, seq_len: int, max
 def evaluate_checkpoint_command(checkpoint: str, eval_sets: list[str], batch_size: int = 8,
                                 device: str = "cpu") -> dict:
     """Per-domain loss and bpb of a saved model; ``eval_sets`` are ``PATH`` or ``DOMAIN=PATH``."""
-    from ..model.hf import find_checkpoint
-    from ..train.checkpoint import load_model
-
     checkpoint_file, _ = find_checkpoint(Path(checkpoint))  # a run folder, its checkpoints/ or the file
     sets = {}
     for item in eval_sets:

@@ -18,7 +18,7 @@ from .styles import Style
 
 if TYPE_CHECKING:
     from .backends.base import Backend
-    from .job import GenerateJob
+    from .job_config import GenerateJob
     from .store import OutputStore
 
 
@@ -32,6 +32,7 @@ def build_summary(store: "OutputStore", job: "GenerateJob", style: Style, backen
     return {
         "out": str(store.root), "shards": len(store.manifest["shards"]), "corpus": str(store.root / "shards"),
         "state": store.manifest["state"], "stop_reason": store.manifest.get("stop_reason"),
+        **({"part": {"part": job.part, "parts": job.parts}} if job.parts > 1 else {}),
         "style": style.name, "generator": backend.generator, "backend": backend.name,
         "requests": tally.requests, "written": tally.written, "rejected": tally.rejected, "failed": tally.failed,
         "truncated_kept": tally.truncated_kept,
@@ -80,6 +81,7 @@ def render_card(summary: dict[str, Any], identity: dict[str, Any], style: Style,
         "- chunking: " + (f"at most {job.chunk_tokens} tokens per chunk, on sentence boundaries; token counts: "
                           f"{identity['chunk_counter']}" if job.chunk_tokens else "off"),
         f"- samples per input: {job.samples}; run seed: {job.seed} (request seed = hash of run seed and request id)",
+        *_split_lines(summary, job),
         "",
         "## Style and prompt",
         "",
@@ -141,6 +143,18 @@ def render_card(summary: dict[str, Any], identity: dict[str, Any], style: Style,
         "",
     ]
     return "\n".join(lines)
+
+
+def _split_lines(summary: dict[str, Any], job: "GenerateJob") -> list[str]:
+    """The card's line on workers: a merged output's parts, or which part this folder is."""
+    workers = summary.get("workers")
+    if workers:
+        return [f"- generated in {workers['parts']} parts (executor `{workers['executor']}`; an item's part is "
+                f"{workers['key']}), one resumable run each under `parts/`; `shards/` holds every part's shards"]
+    if job.parts > 1:
+        return [f"- part {job.part} of {job.parts} of a split input (an item's part is sha256 of its document id, "
+                "or topic index, mod parts)"]
+    return []
 
 
 def _settings(backend: dict[str, Any]) -> str:

@@ -1,29 +1,23 @@
-"""The plain function behind `synthscale generate`: options in, a resumable run, its summary out."""
+"""The plain function behind `synthscale generate`: options in, a resumable run, its summary out.
+
+The backend's settings come in as one ``backend_options`` mapping (option name -> value,
+the names of the ``synthscale generate`` flags: ``model_batch_size``, ``base_url``, ...),
+checked against the chosen backend's typed config (backends/config.py), or as such a
+config itself.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError
-from .backends import make_backend
+from .backends.config import BackendConfig, backend_config
 from .chunking import DEFAULT_CHUNK_TOKENS
 from .gates import GateConfig
 from .job import GenerateJob, run_generation
 from .styles import textbook_style_name
-
-# Which backend takes which option (generate_command's name -> the backend's keyword).
-BACKEND_OPTIONS: dict[str, dict[str, str]] = {
-    "transformers": {"revision": "revision", "device": "device", "dtype": "dtype", "chat": "chat",
-                     "threads": "threads", "model_batch_size": "batch_size"},
-    "vllm": {"revision": "revision", "dtype": "dtype", "chat": "chat", "tensor_parallel_size": "tensor_parallel_size",
-             "gpu_memory_utilization": "gpu_memory_utilization", "max_model_len": "max_model_len"},
-    "openai": {"revision": "revision", "base_url": "base_url", "endpoint": "endpoint", "api_key_env": "api_key_env",
-               "concurrency": "concurrency", "max_retries": "max_retries", "timeout": "timeout",
-               "system_prompt": "system_prompt", "gpus": "accelerators"},
-    "toyworld": {},
-}
 
 
 def generate_command(input: str | None, style: str, backend: str, model: str | None, out: str,
@@ -37,18 +31,16 @@ def generate_command(input: str | None, style: str, backend: str, model: str | N
                      repetition_penalty: float | None = None, stop: Sequence[str] = (),
                      gates: str = "drop", truncated: str | None = None, language: str = "en",
                      near_copy: float | None = 0.9, max_repetition: float | None = 0.3, min_words: int = 5,
-                     reassemble: bool = False, retry_failures: bool = False, gpus: float | None = None,
-                     revision: str | None = None, device: str | None = None, dtype: str | None = None,
-                     chat: str | None = None, threads: int | None = None, model_batch_size: int | None = None,
-                     tensor_parallel_size: int | None = None, gpu_memory_utilization: float | None = None,
-                     max_model_len: int | None = None, base_url: str | None = None, endpoint: str | None = None,
-                     api_key_env: str | None = None, concurrency: int | None = None, max_retries: int | None = None,
-                     timeout: float | None = None, system_prompt: str | None = None, text_field: str = "text",
-                     id_field: str = "id", progress: bool = True) -> dict[str, Any]:
+                     meta_comment: bool = True, reassemble: bool = False, retry_failures: bool = False,
+                     gpus: float | None = None, backend_options: Mapping[str, Any] | BackendConfig | None = None,
+                     text_field: str = "text", id_field: str = "id", progress: bool = True) -> dict[str, Any]:
     """Generate a synthetic corpus from ``input`` (or ``topics``) in ``style`` with ``backend``/``model`` into ``out``.
 
-    Resumable: rerunning the same command continues where it stopped and redoes nothing.
-    Returns the run summary (also written to OUT/summary.json, with OUT/dataset_card.md).
+    ``backend_options``: the backend's settings by option name (None values count as not
+    given), e.g. ``{"model_batch_size": 16}`` for transformers or ``{"base_url": URL}`` for
+    openai; or a BackendConfig of that backend. Resumable: rerunning the same command
+    continues where it stopped and redoes nothing. Returns the run summary (also written to
+    OUT/summary.json, with OUT/dataset_card.md).
     """
     if audience is not None or format is not None:
         if style != "textbook":
@@ -63,16 +55,24 @@ def generate_command(input: str | None, style: str, backend: str, model: str | N
         out=out, style=style, input=input, topics=topics, style_files=tuple(style_files), seed=seed,
         sampling=sampling, max_docs=max_docs, target_tokens=target_tokens, tokenizer=tokenizer,
         chunk_tokens=chunk_tokens, chunk_tokenizer=chunk_tokenizer, samples=samples, batch_size=batch_size,
-        shard_size=shard_size, gates=gate_config(gates, truncated, language, near_copy, max_repetition, min_words),
+        shard_size=shard_size, gates=gate_config(gates, truncated, language, near_copy, max_repetition, min_words,
+                                                 meta_comment),
         reassemble=reassemble, retry_failures=retry_failures, gpus=gpus, text_field=text_field, id_field=id_field)
-    given = {"revision": revision, "device": device, "dtype": dtype, "chat": chat, "threads": threads,
-             "model_batch_size": model_batch_size, "tensor_parallel_size": tensor_parallel_size,
-             "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len,
-             "base_url": base_url, "endpoint": endpoint, "api_key_env": api_key_env, "concurrency": concurrency,
-             "max_retries": max_retries, "timeout": timeout, "system_prompt": system_prompt}
-    options = backend_options(backend, {k: v for k, v in given.items() if v is not None}, gpus)
-    with make_backend(backend, model, **options) as generator:
+    config = resolve_backend_config(backend, backend_options)
+    with config.build(model) as generator:
         return run_generation(job, generator, progress=progress)
+
+
+def resolve_backend_config(backend: str, options: Mapping[str, Any] | BackendConfig | None) -> BackendConfig:
+    """The validated typed config of ``backend`` from ``options`` (a mapping of option values, or a config)."""
+    if isinstance(options, BackendConfig):
+        kind = getattr(options, "backend", None) if options.kind == "registered" else options.kind
+        if kind != backend:
+            raise ConfigError(f"backend_options is a config of the {kind} backend, not {backend}")
+        return options
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(f"backend_options must be a mapping of option names to values, got {options!r}")
+    return backend_config(backend, dict(options or {}))
 
 
 DEFAULT_MAX_FAILED_SHARE = 0.1  # `generate` warns on stderr when more requests than this failed
@@ -122,28 +122,13 @@ def _failure_examples(path: Path, n: int = 2) -> str:
 
 
 def gate_config(action: str, truncated: str | None = None, language: str = "en", near_copy: float | None = 0.9,
-                max_repetition: float | None = 0.3, min_words: int = 5) -> GateConfig:
+                max_repetition: float | None = 0.3, min_words: int = 5, meta_comment: bool = True) -> GateConfig:
     """The GateConfig of the CLI options: ``action`` drop | flag | off; ``truncated`` drop | flag | keep
-    (default: as ``action``); ``language`` a code, 'same' or 'none'."""
+    (default: as ``action``); ``language`` a code, 'same' or 'none'; ``meta_comment`` the meta_comment gate."""
     if action not in ("drop", "flag", "off"):
         raise ConfigError(f"--gates must be drop, flag or off, got {action!r}")
     if action == "off":
         return GateConfig.off()
     return GateConfig(action=action, truncated=truncated or action, language=None if language == "none" else language,
                       near_copy=near_copy or None, max_repetition=max_repetition or None,
-                      max_duplicate_lines=max_repetition or None, min_words=min_words)
-
-
-def backend_options(backend: str, given: dict[str, Any], gpus: float | None = None) -> dict[str, Any]:
-    """The keyword arguments of ``backend`` from the options given; ConfigError for an option it does not take."""
-    if backend not in BACKEND_OPTIONS:
-        raise ConfigError(f"unknown backend '{backend}' (known: {', '.join(BACKEND_OPTIONS)})")
-    accepted = BACKEND_OPTIONS[backend]
-    if gpus is not None and "gpus" in accepted:
-        given = {**given, "gpus": gpus}
-    for name in given:
-        if name not in accepted:
-            users = [b for b, opts in BACKEND_OPTIONS.items() if name in opts]
-            raise ConfigError(f"--{name.replace('_', '-')} applies to the {' and '.join(users)} backend(s), "
-                              f"not {backend}")
-    return {accepted[name]: value for name, value in given.items()}
+                      max_duplicate_lines=max_repetition or None, min_words=min_words, meta_comment=meta_comment)

@@ -8,86 +8,40 @@ written documents reach ``target_tokens`` (counted with the training tokenizer, 
 included, as token shards count them). It then seals the last shard and writes
 ``summary.json`` (counts, gate reasons, tokens, throughput, cost) and ``dataset_card.md``,
 plus ``reassembled.jsonl.gz`` on request. Rerunning a finished job changes nothing.
+
+A job may be one part of a split input (``part``/``parts``, or the ``part.json`` a
+launcher writes into its output folder, see workers.py): it then answers only the items
+of its part (plan.part_of), and the partition is part of the folder's identity.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
+from .._io import read_json
 from ..corpus import Document, read_documents, write_documents
 from ..errors import ConfigError, InputError
-from .backends.base import Backend, GenerationRequest, GenerationResult
+from ..progress import progress_bar
+from ..tokens import load_tokenizer
+from .backends.base import Backend, BackendError, GenerationRequest, GenerationResult
 from .card import build_summary, render_card
-from .chunking import DEFAULT_CHUNK_TOKENS, approx_token_counts, reassemble
+from .chunking import approx_token_counts, reassemble
 from .gates import GateConfig, check_output
+from .job_config import JOB_FORMAT, PART_FILE, PARTITION_KEY, GenerateJob
 from .plan import output_document, plan_requests
-from .runner import check_results
 from .store import OutputStore
 from .style_files import resolve_style
-from .styles import Style, check_sampling
-
-JOB_FORMAT = "synthscale.generate_job/1"
-
-
-@dataclass(frozen=True)
-class GenerateJob:
-    """Everything a generation run needs besides the backend. See docs/generate.md for each field.
-
-    ``input`` is a corpus (anything ``read_documents`` reads); ``topics`` a text file with
-    one topic per line (generate styles). Exactly one of them is given. ``max_docs``
-    limits the input items; ``chunk_tokens`` (0 = off) splits documents for rephrasing
-    and sizes the extract that seeds generate styles, counted with ``chunk_tokenizer``
-    when given, else the generator's tokenizer, else approximately.
-    """
-
-    out: str
-    style: str
-    input: str | None = None
-    topics: str | None = None
-    style_files: tuple[str, ...] = ()
-    seed: int = 0
-    sampling: dict[str, Any] = field(default_factory=dict)
-    max_docs: int | None = None
-    target_tokens: int | None = None
-    tokenizer: str | None = None
-    chunk_tokens: int = DEFAULT_CHUNK_TOKENS
-    chunk_tokenizer: str | None = None
-    samples: int = 1
-    batch_size: int = 32
-    shard_size: int = 1000
-    gates: GateConfig = field(default_factory=GateConfig)
-    reassemble: bool = False
-    retry_failures: bool = False
-    gpus: float | None = None
-    text_field: str = "text"
-    id_field: str = "id"
-
-    def __post_init__(self) -> None:
-        if (self.input is None) == (self.topics is None):
-            raise ConfigError("give exactly one of --input (a corpus) and --topics (a file of topics)")
-        for name, low in (("max_docs", 1), ("target_tokens", 1), ("samples", 1), ("batch_size", 1),
-                          ("shard_size", 1), ("chunk_tokens", 0)):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
-                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-        if self.target_tokens is not None and not self.tokenizer:
-            raise ConfigError("--target-tokens counts tokens with the training tokenizer: give --tokenizer too")
-        if self.gpus is not None and self.gpus < 0:
-            raise ConfigError(f"gpus must be >= 0, got {self.gpus}")
-        check_sampling(self.sampling, "sampling")
+from .styles import Style
 
 
 def run_generation(job: GenerateJob, backend: Backend, *, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) ``job`` with ``backend``; return the run summary (also in OUT/summary.json)."""
-    from ..tokens import load_tokenizer
 
+    job = with_partition(job)
     style = resolve_style(job.style, job.style_files)
     sampling = {**style.sampling, **job.sampling}
     tok = load_tokenizer(job.tokenizer) if job.tokenizer else None
@@ -100,7 +54,8 @@ def run_generation(job: GenerateJob, backend: Backend, *, progress: bool = True)
         if store.complete and _target_reached(job, store.tally().written_tokens):
             return _existing_summary(store, job, style, sampling, backend, identity)
         requests = plan_requests(_items(job), style, sampling, job.seed, chunk_tokens=job.chunk_tokens or None,
-                                 count_tokens=counter, samples=job.samples)
+                                 count_tokens=counter, samples=job.samples,
+                                 part=(job.part, job.parts) if job.parts > 1 else None)
         try:
             answered, failed, stop_reason = _answer_pending(_unique(requests, done), job, backend, style, tok,
                                                             store, progress)
@@ -121,7 +76,8 @@ def _answer_pending(requests: Iterator[GenerationRequest], job: GenerateJob, bac
     """
     written = store.tally().written_tokens
     answered = failed = 0
-    with _progress_bar(progress, style.name) as advance:
+    with progress_bar(f"generate {style.name}", enabled=progress, unit="requests answered",
+                      counters={"tokens": "tokens written"}) as advance:
         for batch in _batches(requests, job.batch_size):
             if _target_reached(job, written):
                 break
@@ -130,7 +86,7 @@ def _answer_pending(requests: Iterator[GenerationRequest], job: GenerateJob, bac
             answered += len(records)
             failed += sum(1 for r in records if r["status"] == "failed")
             written += sum(r.get("tokens", 0) for r in records if r["status"] == "ok")
-            advance(len(records), written)
+            advance(len(records), tokens=written)
     return answered, failed, "target tokens reached" if _target_reached(job, written) else "input exhausted"
 
 
@@ -152,6 +108,13 @@ def _answer(batch: list[GenerationRequest], backend: Backend, style: Style, gate
     return records
 
 
+def check_results(backend: Backend, batch: list[GenerationRequest], results: list[GenerationResult]) -> None:
+    """BackendError unless ``results`` answers ``batch`` one to one, in order."""
+    if len(results) != len(batch) or any(r.request_id != q.request_id for q, r in zip(batch, results)):
+        raise BackendError(f"backend '{backend.name}' returned {len(results)} results for {len(batch)} requests "
+                           "or out of order")
+
+
 def _record(request: GenerationRequest, result: GenerationResult, style: Style, gates: GateConfig,
             backend: Backend, seconds: float) -> dict[str, Any]:
     record: dict[str, Any] = {"id": request.request_id, "finish_reason": result.finish_reason,
@@ -164,7 +127,8 @@ def _record(request: GenerationRequest, result: GenerationResult, style: Style, 
     text, cleaned = style.clean_and_report(result.text)
     source = request.document.text if request.document is not None else None
     verdict = check_output(text, result.finish_reason, style, source, gates)
-    extra: dict[str, Any] = {"backend": backend.name}
+    # the backend kind, unless the generator's name already is it (toyworld@2 says toyworld)
+    extra: dict[str, Any] = {} if backend.name == backend.model else {"backend": backend.name}
     if cleaned:
         extra["cleaned_by"] = cleaned
     if verdict.reasons:
@@ -215,10 +179,36 @@ def _batches(requests: Iterator[GenerationRequest], size: int) -> Iterator[list[
         yield batch
 
 
+def job_identity(job: GenerateJob, backend: Backend) -> dict[str, Any]:
+    """The identity ``run_generation(job, backend)`` gives its output folder (what decides the outputs;
+    resuming a folder with another identity is refused)."""
+
+    job = with_partition(job)
+    style = resolve_style(job.style, job.style_files)
+    tokenizer_hash = load_tokenizer(job.tokenizer).hash if job.tokenizer else None
+    return _identity(job, style, {**style.sampling, **job.sampling}, backend,
+                     _chunk_counter(backend, job.chunk_tokenizer)[1], tokenizer_hash)
+
+
+def with_partition(job: GenerateJob) -> GenerateJob:
+    """``job`` with the partition its output folder declares (OUT/part.json); ConfigError if the job asks
+    for another one."""
+
+    path = Path(job.out) / PART_FILE
+    if not path.exists():
+        return job
+    declared = read_json(path, what="part declaration", fix="restore it, or generate into a new --out folder")
+    if not isinstance(declared, dict) or declared.get("key") != PARTITION_KEY:
+        raise InputError(f"not a part declaration of this synthscale version (key {PARTITION_KEY!r})", path=str(path))
+    part, parts = declared.get("part"), declared.get("parts")
+    if job.parts > 1 and (job.part, job.parts) != (part, parts):
+        raise ConfigError(f"{job.out}: this folder holds part {part} of {parts}, not part {job.part} of {job.parts}")
+    return replace(job, part=part, parts=parts)
+
+
 def _chunk_counter(backend: Backend, tokenizer: str | None) -> tuple[Any, str]:
     """The token counter for chunking and its name: ``tokenizer``, else the generator's, else approximate."""
     if tokenizer:
-        from ..tokens import load_tokenizer
 
         tok = load_tokenizer(tokenizer)
         return (lambda texts: [len(ids) for ids in tok.encode_batch(list(texts))]), f"tokenizer {tok.hash[:16]}"
@@ -240,7 +230,8 @@ def _identity(job: GenerateJob, style: Style, sampling: dict[str, Any], backend:
             "sampling": sampling, "seed": job.seed, "generator": backend.generator, "backend": backend.name,
             "chunk_tokens": job.chunk_tokens, "chunk_counter": counter, "samples": job.samples,
             "gates": job.gates.to_dict(), "tokenizer_hash": tokenizer_hash,
-            "fields": [job.text_field, job.id_field]}
+            "fields": [job.text_field, job.id_field],
+            **({"partition": {"part": job.part, "parts": job.parts, "key": PARTITION_KEY}} if job.parts > 1 else {})}
 
 
 # --- outputs ------------------------------------------------------------------------------------
@@ -260,7 +251,6 @@ def _write_outputs(store: OutputStore, job: GenerateJob, style: Style, sampling:
 def _existing_summary(store: OutputStore, job: GenerateJob, style: Style, sampling: dict[str, Any],
                       backend: Backend, identity: dict[str, Any]) -> dict[str, Any]:
     """A finished run: return its summary without touching any file (rebuilt only if it is missing)."""
-    from .._io import read_json
 
     path = store.root / "summary.json"
     try:
@@ -279,21 +269,3 @@ def _reassemble(store: OutputStore) -> dict[str, Any]:
     complete = sum(1 for d in docs if d.meta.get("complete", True))
     return {"file": "reassembled.jsonl.gz", "documents": len(docs), "complete": complete,
             "incomplete": len(docs) - complete}
-
-
-@contextmanager
-def _progress_bar(enabled: bool, style: str) -> Iterator[Callable[[int, int], None]]:
-    """Yield ``advance(n_requests, written_tokens)``: a rich status line on stderr, or a no-op."""
-    if not enabled:
-        yield lambda n, tokens: None
-        return
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task(f"generate {style}", total=None)
-        answered = 0
-
-        def advance(n: int, tokens: int) -> None:
-            nonlocal answered
-            answered += n
-            bar.update(task, description=f"generate {style}: {answered} requests answered, {tokens} tokens written")
-
-        yield advance

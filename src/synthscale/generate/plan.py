@@ -11,8 +11,13 @@ Every input item becomes one or more GenerationRequests, in input order:
 With ``samples`` > 1 each item gives that many requests, ids suffixed ``~K`` (and
 ``meta["sample"]`` = K). A
 request's seed is ``request_seed(run_seed, request_id)``: it does not depend on batching,
-resuming or which other requests exist. ``output_document`` turns an answer into a
+resuming, workers or which other requests exist. ``output_document`` turns an answer into a
 synthetic Document with the provenance fields of DESIGN.md.
+
+Workers: ``part=(k, K)`` keeps only the items of part k of K, chosen by ``part_of`` (a
+stable hash of the item's key: the document id, or the topic's 7-digit index), so K parts
+are disjoint, together hold every item, and all chunks and samples of an item share a part.
+Indices (and so topic request ids) stay those of the whole input.
 """
 
 from __future__ import annotations
@@ -35,13 +40,29 @@ def request_seed(seed: int, request_id: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
+def part_of(key: str, parts: int) -> int:
+    """The part (0..parts-1) an item with ``key`` belongs to: sha256-based, the same in every process."""
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % parts
+
+
+def item_key(item: Document | str, index: int) -> str:
+    """The key that places an input item in a part: a document's id, a topic's 7-digit index."""
+    return item.id if isinstance(item, Document) else f"{index:07d}"
+
+
 def plan_requests(items: Iterable[Document | str], style: Style, sampling: dict[str, Any], seed: int, *,
                   chunk_tokens: int | None = None, count_tokens: TokenCounter = approx_token_counts,
-                  samples: int = 1) -> Iterator[GenerationRequest]:
-    """The requests for ``items`` in order (see the module docstring). ``meta["item"]`` is the item's index."""
+                  samples: int = 1, part: tuple[int, int] | None = None) -> Iterator[GenerationRequest]:
+    """The requests for ``items`` in order (see the module docstring). ``meta["item"]`` is the item's index;
+    ``part=(k, K)`` keeps only the items of part k of K."""
     if samples < 1:
         raise ConfigError(f"samples must be >= 1, got {samples}")
+    if part is not None and not (isinstance(part[1], int) and part[1] >= 1 and 0 <= part[0] < part[1]):
+        raise ConfigError(f"part must be (k, K) with 0 <= k < K, got {part!r}")
     for index, item in enumerate(items):
+        if part is not None and part[1] > 1 and part_of(item_key(item, index), part[1]) != part[0]:
+            continue
         for base_id, fields in _item_requests(item, index, style, chunk_tokens, count_tokens):
             for k in range(samples):
                 request_id = f"{base_id}~{k}" if samples > 1 else base_id

@@ -23,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -336,6 +337,48 @@ class OutputStore:
             if "failures_file" in entry:
                 with open(self.root / entry["failures_file"], encoding="utf-8") as f:
                     yield from (json.loads(line) for line in f if line.strip())
+
+
+def link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Make ``target`` the same file as ``source``: a hard link (a copy where links are impossible), put in
+    place atomically; nothing is done when it already is."""
+    source, target = Path(source), Path(target)
+    if target.exists() and os.path.samefile(source, target):
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.link-tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+@contextmanager
+def folder_lock(root: str | os.PathLike) -> Iterator[None]:
+    """Hold the run folder's lock (flock on ROOT/.lock) for the ``with`` block; ConfigError when another
+    generate run holds it."""
+    with open(Path(root) / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{root}: another generate run is writing this folder") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def run_documents(out: str | os.PathLike) -> Iterator[Document]:
+    """Every written document of a finished run folder (one job's, or a merged one), shard by shard in
+    manifest order (which is request order for one job)."""
+    root = Path(out)
+    manifest = read_json(root / "manifest.json", what="generation manifest", fix=OUT_FIX)
+    for entry in manifest.get("shards", []):
+        yield from read_documents(root / entry["file"])
 
 
 def _first_difference(a: Any, b: Any, path: str = "") -> str:

@@ -18,7 +18,8 @@ from synthscale.laws.speedup import (
     speedup_at_loss,
     speedup_at_tokens,
 )
-from synthscale.laws.table import fit_table, parse_col_options, summarize_fit
+from synthscale.laws.table import fit_table, parse_col_options
+from synthscale.laws.table_summary import summarize_fit
 
 __all__ = [
     "FORM_NAMES",

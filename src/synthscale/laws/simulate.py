@@ -9,6 +9,7 @@ import pandas as pd
 
 from synthscale.errors import ConfigError
 from synthscale.laws.forms import Form, get_form
+from synthscale.laws.results import NATURAL
 
 
 def simulate_points(
@@ -55,7 +56,7 @@ def simulate_results(
     rng = np.random.default_rng(seed)
     rows = []
     for recipe, law in recipes.items():
-        kind, ratio = ("natural", 0.0) if recipe == "natural" else _parse_recipe(recipe)
+        kind, ratio = (NATURAL, 0.0) if recipe == NATURAL else _parse_recipe(recipe)
         for budget in budgets:
             for s in range(seeds):
                 run_id = f"{recipe}-{model}-{int(budget)}-s{s}"
@@ -71,7 +72,7 @@ def simulate_results(
                             "recipe": recipe,
                             "kind": kind,
                             "ratio": ratio,
-                            "generator": None if kind == "natural" else "sim-gen",
+                            "generator": None if kind == NATURAL else "sim-gen",
                             "model": model,
                             "params_total": params_total,
                             "params_nonembedding": params_nonembedding,
@@ -82,7 +83,7 @@ def simulate_results(
                             "bpb": float(loss) / np.log(2) / 4.0,
                             "seed": s,
                             "epochs_natural": 1.0,
-                            "epochs_synthetic": 0.0 if kind == "natural" else 1.0,
+                            "epochs_synthetic": 0.0 if kind == NATURAL else 1.0,
                         }
                     )
     return pd.DataFrame(rows)

@@ -119,7 +119,8 @@ def judge_fit(
     weak += _curvature_reasons(form, theta, data)
     weak += _interval_reasons(intervals)
     if data.n_points < POINTS_PER_PARAM * form.n_params:
-        weak.append(f"{data.n_points} points for {form.n_params} parameters (fewer than {POINTS_PER_PARAM:g} per parameter)")
+        weak.append(f"{data.n_points} points for {form.n_params} parameters "
+                    f"(fewer than {POINTS_PER_PARAM:g} per parameter)")
     weak += _holdout_reasons(holdout)
     if not converged:
         weak.append(f"the optimiser did not converge ({message.strip()})")

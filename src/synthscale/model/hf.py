@@ -28,12 +28,13 @@ from safetensors.torch import save_file
 
 from .._io import read_json, read_safetensors, sha256_file, write_json
 from ..errors import ConfigError, InputError
+from ..tokens import load_tokenizer
+from .checkpoint import find_checkpoint, read_checkpoint_metadata, read_checkpoint_tensors
 from .llama import ModelConfig
 
 HF_PREFIX = "model."
 HEAD = "lm_head.weight"
 EXPORT_MARKER = "synthscale.json"
-CHECKPOINT_FIX = "train the run again (in a study, `synthscale study run` retrains a run whose checkpoint is damaged)"
 
 
 def export_hf(run_dir_or_checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
@@ -44,9 +45,6 @@ def export_hf(run_dir_or_checkpoint: str | os.PathLike, out_dir: str | os.PathLi
     checkpoints folder, or a ``.safetensors`` checkpoint. The tokenizer is ``tokenizer``
     when given, else the run's ``config.json`` ``data.tokenizer``.
     """
-    from ..tokens import load_tokenizer
-    from ..train.checkpoint import read_checkpoint_metadata
-
     checkpoint, run_dir = find_checkpoint(Path(run_dir_or_checkpoint))
     metadata = read_checkpoint_metadata(checkpoint)
     cfg = ModelConfig.from_dict(json.loads(metadata["model_config"]))
@@ -159,21 +157,6 @@ def load_hf_weights(folder: str | os.PathLike) -> tuple[ModelConfig, dict[str, t
     return cfg, tensors
 
 
-def find_checkpoint(path: Path) -> tuple[Path, Path | None]:
-    """(checkpoint file, run folder or None) for a run folder, checkpoints folder or checkpoint file."""
-    if not path.exists():
-        raise InputError("no such run folder or checkpoint file", path=str(path))
-    if path.is_file():
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
-        return path, run_dir
-    for candidate, run_dir in ((path / "checkpoints" / "final.safetensors", path),
-                               (path / "final.safetensors", path.parent if path.name == "checkpoints" else None)):
-        if candidate.is_file():
-            return candidate, run_dir
-    raise InputError("no checkpoint: expected a run folder with checkpoints/final.safetensors or a "
-                     ".safetensors file", path=str(path))
-
-
 def _run_tokenizer(run_dir: Path | None, checkpoint: Path) -> str:
     config = run_dir / "config.json" if run_dir else None
     if config is None or not config.is_file():
@@ -186,7 +169,7 @@ def _run_tokenizer(run_dir: Path | None, checkpoint: Path) -> str:
 
 def _hf_tensors(checkpoint: Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
     tensors = {}
-    for name, tensor in read_safetensors(checkpoint, what="checkpoint", fix=CHECKPOINT_FIX)[0].items():
+    for name, tensor in read_checkpoint_tensors(checkpoint).items():
         if cfg.tie_embeddings and name == HEAD:
             continue
         tensors[name if name == HEAD else HF_PREFIX + name] = tensor.contiguous()

@@ -1,5 +1,6 @@
 """The model size ladder: named shape presets, exact parameter and FLOP counts, and
-the default learning-rate / batch / warmup rules as functions of model size.
+the default learning-rate and batch rules as functions of model size (warmup is TrainConfig's
+warmup_frac, 5% of the run unless set).
 
 Counting conventions (used everywhere in synthscale):
 
@@ -160,13 +161,6 @@ def default_lr(n_nonembedding: int, batch_tokens: int | None = None) -> float:
         _check_positive("batch_tokens", batch_tokens)
         lr *= (batch_tokens / reference_batch_tokens(n_nonembedding)) ** 0.5
     return min(MAX_DEFAULT_LR, lr)
-
-
-def default_warmup_frac(n_nonembedding: int, tokens: int) -> float:
-    """Warmup as a fraction of the run: N tokens (one per parameter), at most 10% of the budget."""
-    _check_positive("n_nonembedding", n_nonembedding)
-    _check_positive("tokens", tokens)
-    return min(0.1, n_nonembedding / tokens)
 
 
 def _check_positive(name: str, value: int) -> None:

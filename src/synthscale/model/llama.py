@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +81,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [..., dim] normalised by its root mean square, times the learned scale."""
         x32 = x.float()
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * x32.to(x.dtype)
@@ -101,21 +102,6 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos + rotated * sin
 
 
-def copy_full_(param: torch.Tensor, full: torch.Tensor) -> None:
-    """Copy the full tensor ``full`` into ``param``, or into this rank's shard when ``param`` is a DTensor.
-
-    Every rank passes the same full tensor, so the shard is cut locally (no communication).
-    """
-    if torch.distributed.is_available():
-        from torch.distributed.tensor import DTensor, distribute_tensor
-
-        if isinstance(param, DTensor):
-            shard = distribute_tensor(full.to(param.device), param.device_mesh, param.placements, src_data_rank=None)
-            param.to_local().copy_(shard.to_local())
-            return
-    param.copy_(full)
-
-
 class Attention(nn.Module):
     """Causal grouped-query self-attention with RoPE."""
 
@@ -128,6 +114,7 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """x [B, T, dim] -> attention output [B, T, dim], with RoPE tables cos/sin [T, head_dim]."""
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
@@ -149,6 +136,7 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(cfg.ffn_dim, cfg.dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [..., dim] -> [..., dim]."""
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
@@ -163,6 +151,7 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """x [B, T, dim] -> [B, T, dim] through attention and MLP, each with its residual."""
         x = x + self.self_attn(self.input_layernorm(x), cos, sin)
         return x + self.mlp(self.post_attention_layernorm(x))
 
@@ -206,6 +195,7 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         ctx, x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_rows: int, with_grads: bool,
         chunk_fn: "ChunkFn | None" = None,
     ) -> torch.Tensor:
+        """Mean loss over the rows of x [N, dim]; both gradients are computed here and saved for backward."""
         n = x.shape[0]
         chunk_fn = chunk_fn or linear_xent_chunk
         with torch.autocast(x.device.type, enabled=False):
@@ -227,6 +217,7 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
+        """The saved gradients scaled by grad_loss / N, in the inputs' dtypes."""
         grad_x, grad_w = ctx.saved_tensors
         scale = grad_loss / ctx.n
         grad_x = None if grad_x is None else (grad_x * scale).to(ctx.dtypes[0])
@@ -243,7 +234,11 @@ RESIDUAL_PROJECTIONS = ("self_attn.o_proj.weight", "mlp.down_proj.weight")
 
 
 class Llama(nn.Module):
-    """Decoder-only Llama. ``Llama(cfg, seed)`` is initialised deterministically from ``seed``."""
+    """Decoder-only Llama. ``Llama(cfg, seed)`` is initialised deterministically from ``seed``.
+
+    Built on the meta device it has shapes only (every initialising op is a no-op there);
+    after ``to_empty``, ``init_weights(seed)`` gives it the weights of ``Llama(cfg, seed)``.
+    """
 
     def __init__(self, cfg: ModelConfig, seed: int = 0):
         super().__init__()
@@ -254,7 +249,7 @@ class Llama(nn.Module):
         self.lm_head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
-        # filled by init_weights, which a model built on the meta device runs after to_empty
+        # filled by init_rope (part of init_weights)
         self.register_buffer("rope_cos", torch.empty(cfg.max_seq_len, cfg.head_dim), persistent=False)
         self.register_buffer("rope_sin", torch.empty(cfg.max_seq_len, cfg.head_dim), persistent=False)
         self.loss_chunk_fn: ChunkFn = linear_xent_chunk
@@ -275,43 +270,34 @@ class Llama(nn.Module):
 
     @torch.no_grad()
     def init_weights(self, seed: int) -> None:
-        """Normal(0, init_std) weights, residual projections scaled, norms at 1; RoPE tables.
+        """Normal(0, init_std) weights, residual projections scaled, norms at 1 (``fresh_weights``); RoPE tables."""
+        self.init_rope()
+        params = dict(self.named_parameters())
+        for name, weight in self.fresh_weights(seed):
+            params[name].copy_(weight)
 
-        Drawn on CPU from a private generator in parameter order, so the result depends
-        only on (cfg, seed), not on the global RNG, the device or the sharding: a model
-        whose parameters are FSDP2-sharded DTensors gets this rank's shard of the same
-        weights. A model built on the meta device is left uninitialised (call this after
-        ``to_empty``).
-        """
-        if any(p.is_meta for p in self.parameters()):
-            return
+    @torch.no_grad()
+    def init_rope(self) -> None:
+        """Fill the RoPE cos/sin tables (buffers, not saved in checkpoints)."""
         cos, sin = rope_tables(self.cfg.head_dim, self.cfg.max_seq_len, self.cfg.rope_theta)
         self.rope_cos.copy_(cos)
         self.rope_sin.copy_(sin)
+
+    def fresh_weights(self, seed: int) -> Iterator[tuple[str, torch.Tensor]]:
+        """(name, full float32 CPU tensor) of every parameter's initial value, in parameter order.
+
+        Drawn from a private generator seeded with ``seed``, so the weights depend only
+        on (cfg, seed), not on the global RNG, the device or how parameters are stored.
+        A tied head is listed once (as the embedding).
+        """
         gen = torch.Generator(device="cpu").manual_seed(seed)
         residual_std = self.cfg.init_std / math.sqrt(2 * self.cfg.n_layers)
-        for name, p in self.named_parameters():  # a tied weight is listed once
+        for name, p in self.named_parameters():
             if p.ndim == 1:
-                copy_full_(p, torch.ones(p.shape))
+                yield name, torch.ones(p.shape)
                 continue
             std = residual_std if name.endswith(RESIDUAL_PROJECTIONS) else self.cfg.init_std
-            copy_full_(p, torch.randn(p.shape, generator=gen, dtype=torch.float32).mul_(std))
-
-    @torch.no_grad()
-    def load_full_weights(self, weights: dict[str, torch.Tensor]) -> None:
-        """Load full (unsharded) tensors by parameter name, into this rank's shards when sharded.
-
-        ``load_state_dict`` for models whose parameters may be FSDP2 DTensors; the keys must
-        be the parameter names (ValueError naming the difference otherwise).
-        """
-        params = dict(self.named_parameters())
-        if self.cfg.tie_embeddings:  # the head is the embedding; a state dict may list it twice
-            weights = {k: v for k, v in weights.items() if k != "lm_head.weight"}
-        if set(weights) != set(params):
-            missing, unexpected = sorted(set(params) - set(weights)), sorted(set(weights) - set(params))
-            raise ValueError(f"weights do not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
-        for name, p in params.items():
-            copy_full_(p, weights[name])
+            yield name, torch.randn(p.shape, generator=gen, dtype=torch.float32).mul_(std)
 
     def forward(
         self, tokens: torch.Tensor, targets: torch.Tensor | None = None, return_logits: bool = True

@@ -6,7 +6,8 @@ say which of the paper's seven findings the study reproduces (see docs/report.md
 """
 
 from .build import SpecSummary, write_report
-from .findings import CLAIMS, CRITERIA, NOT_REPRODUCED, NOT_TESTED, REPRODUCED, Finding, decide_findings
+from .criteria import CLAIMS, CRITERIA, NOT_REPRODUCED, NOT_TESTED, REPRODUCED, Finding
+from .findings import decide_findings
 from .inputs import Analysis, load_analysis, load_results, normalize_results, parse_analysis
 
 __all__ = [

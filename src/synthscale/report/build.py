@@ -10,13 +10,16 @@ from pydantic import BaseModel, ConfigDict
 
 from .._io import atomic_write_bytes, atomic_write_text, read_json, to_json
 from ..errors import InputError
+from ..laws.results import NATURAL
 from . import baselines as report_baselines
 from . import diagnostics as report_diagnostics
 from . import fmt, plots, tables
+from .criteria import CRITERIA, DEFAULT_KIND_STYLES, NOTABLE_REL, RATIO_TOL, Finding
 from .document import Block, BulletList, Heading, Image, Paragraph, render_html, render_markdown
-from .findings import CRITERIA, DEFAULT_KIND_STYLES, NOTABLE_REL, RATIO_TOL, Finding, decide_findings, regime_text
-from .inputs import (NATURAL, Analysis, eval_domains, load_analysis, load_results, normalize_results,
-                     ordered_models, ordered_recipes, parse_analysis, read_study_json, validated)
+from .evidence import regime_text
+from .findings import decide_findings
+from .inputs import (Analysis, eval_domains, load_analysis, load_results, normalize_results, ordered_models,
+                     ordered_recipes, parse_analysis, read_study_json, validated)
 
 REPORT_DIR = "report"
 STUDY_FILES = ("results.parquet", "results.csv", "analysis.json", "failures.json")  # listed when present

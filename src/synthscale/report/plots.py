@@ -20,8 +20,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
+from ..laws.results import NATURAL
 from . import fmt
-from .inputs import MEAN_DOMAIN, NATURAL, Analysis, condition_losses, eval_domains, ordered_labels, ordered_models
+from .inputs import MEAN_DOMAIN, Analysis, condition_losses, eval_domains, ordered_labels, ordered_models
 
 DPI = 100
 MAX_BUDGET_TICKS = 8

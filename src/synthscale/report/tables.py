@@ -8,9 +8,9 @@ import pandas as pd
 
 from . import fmt
 from .document import Table
-from .findings import Finding
-from .inputs import (MEAN_DOMAIN, NATURAL, Analysis, Speedup, condition_losses, eval_domains, ordered_labels,
-                     ordered_models)
+from ..laws.results import NATURAL
+from .criteria import Finding
+from .inputs import MEAN_DOMAIN, Analysis, Speedup, condition_losses, eval_domains, ordered_labels, ordered_models
 
 FAILURE_COLUMNS = ("run_id", "recipe", "model", "tokens", "seed", "status", "error")
 

@@ -16,8 +16,10 @@ from pathlib import Path
 
 from ..corpus import read_documents
 from ..errors import ConfigError, InputError
+from ..laws.results import NATURAL
+from ..model import ladder
 from .plan import recipe_points
-from .spec import NATURAL, Source, StudySpec
+from .spec import Source, StudySpec
 
 MAX_EMPTY_DOCS = 10_000  # documents read to find one with text before calling a corpus empty
 
@@ -27,7 +29,10 @@ def check_spec_inputs(spec: StudySpec, *, read_corpora: bool = True) -> None:
     problems: list[str] = []
     if read_corpora:
         sources = {"corpora.natural": spec.corpora.natural,
-                   **{f"corpora.synthetic.{k}": s for k, s in spec.corpora.synthetic.items()},
+                   **{f"corpora.synthetic.{k}": s for k, s in spec.corpora.synthetic.items() if s.path},
+                   **{f"corpora.synthetic.{k}.generate.from": Source(path=s.generate.from_, text_field=s.text_field,
+                                                                     id_field=s.id_field)
+                      for k, s in spec.corpora.synthetic.items() if s.generate and s.generate.from_ != NATURAL},
                    **{f"eval.{d}": s for d, s in spec.eval.items()}}
         problems += [p for where, source in sources.items() if (p := corpus_problem(where, source))]
     if spec.tokenizer.path and not spec.tokenizer.path.startswith("hf://") \
@@ -65,42 +70,46 @@ def corpus_problem(where: str, source: Source) -> str | None:
 def budget_problems(spec: StudySpec, vocab_size: int | None = None) -> list[str]:
     """Budgets smaller than one optimizer step (batch_size x seq_len tokens) of a model, and
     training settings the trainer would reject."""
-    from ..train import TrainConfig
-    from .runner import run_settings_for
 
-    settings_of = run_settings_for(spec, vocab_size or spec.tokenizer.vocab_size)
     budgets = spec.budgets[-1:] if spec.training.schedule == "wsd" else spec.budgets
     problems = []
     for model in spec.models:
+        cfg = ladder.model_config(model, vocab_size or spec.tokenizer.vocab_size, spec.training.seq_len)
+        nonembedding = ladder.param_counts(cfg)[1]
         for tokens in budgets:
-            train = settings_of(model, tokens, spec.seeds[0])["train"]
-            per_step = train["batch_size"] * train["seq_len"]
-            small = [b for b in sorted({tokens, *train.get("budgets", [])}) if b < per_step]
+            branches = [b for b in spec.budgets if b < tokens] if spec.training.schedule == "wsd" else []
+            batch = spec.training.batch_size_for(nonembedding, tokens)
+            per_step = batch * spec.training.seq_len
+            small = [b for b in sorted({tokens, *branches}) if b < per_step]
             for budget in small:
                 problems.append(
                     f"budgets: {budget} tokens is less than one optimizer step of model {model} "
-                    f"(batch_size {train['batch_size']} x seq_len {train['seq_len']} = {per_step} tokens); "
+                    f"(batch_size {batch} x seq_len {spec.training.seq_len} = {per_step} tokens); "
                     f"use budgets of at least {per_step} tokens or a smaller training.batch_size")
             if not small:
                 try:
-                    TrainConfig(**train)
+                    spec.training.for_run(nonembedding, tokens=tokens, seed=spec.seeds[0], budgets=tuple(branches))
                 except ConfigError as e:
                     problems.append(f"training (model {model}, budget {tokens}): {e}")
     return list(dict.fromkeys(problems))
 
 
-def check_prepared(spec: StudySpec, source_tokens: dict[str, int]) -> None:
+def check_prepared(spec: StudySpec, source_tokens: dict[str, int],
+                   variants: dict[str, dict[str, str]] | None = None) -> None:
     """Raise one ConfigError when a training source in use or an eval domain has too few tokens
-    (``source_tokens``: encoded tokens by source name, eval domains as ``eval-DOMAIN``)."""
+    (``source_tokens``: encoded tokens by source name, eval domains as ``eval-DOMAIN``; ``variants``:
+    kind -> {source name: corpus path} for kinds with several corpora, e.g. one per generator)."""
     need = spec.training.seq_len + 1
     problems = []
     used = {name for point in recipe_points(spec) for name, w in point.weights().items() if w > 0}
+    variants = variants or {}
     for name, source in {NATURAL: spec.corpora.natural, **spec.corpora.synthetic}.items():
-        n = source_tokens.get(name, 0)
-        if name in used and n < need:
-            where = "corpora.natural" if name == NATURAL else f"corpora.synthetic.{name}"
-            problems.append(f"{where}: {source.path}: {n} tokens, fewer than one training sequence "
-                            f"(training.seq_len + 1 = {need})")
+        for source_name, path in (variants.get(name) or {name: source.path}).items():
+            n = source_tokens.get(source_name, 0)
+            if name in used and n < need:
+                where = "corpora.natural" if name == NATURAL else f"corpora.synthetic.{name}"
+                problems.append(f"{where}: {path}: {n} tokens, fewer than one training sequence "
+                                f"(training.seq_len + 1 = {need})")
     for domain, source in spec.eval.items():
         n = source_tokens.get(f"eval-{domain}", 0)
         if n < need:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from .._io import read_json
+from ..progress import Advance, progress_bar
 from .claims import read_claim, staleness
-from .execute import BUSY, CLAIM_FILE, DONE, FAILED, RUNNING, last_metrics, run_status
 from .executors.base import Executor, RunTask
+from .run_folder import BUSY, CLAIM_FILE, DONE, FAILED, RUNNING, last_metrics, run_status
 
 WAIT_POLL_S = 1.0
 REFRESH_S = 2.0
@@ -79,8 +81,9 @@ class RunProgress:
         self.open = {t.run_id: t for t in tasks}
         self.failed = 0
         self._last_refresh = -float("inf")
-        self._bar: Any = None
-        self._task_id: Any = None
+        self._stack = ExitStack()
+        self._advance = Advance()  # a no-op until the bar is shown
+        self._showing = False
         self.title = title
         self.total = len(tasks)
         # overall ETA: tokens of the runs to do, and how fast they are going since the start
@@ -89,21 +92,16 @@ class RunProgress:
         self._started = time.monotonic()
 
     def __enter__(self) -> RunProgress:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(TextColumn("runs"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=Console(stderr=True))
-            self._bar.start()
-            self._bar.console.print(f"executing {self.total} runs with {self.title}", highlight=False)
-            self._task_id = self._bar.add_task("runs", total=self.total, info="")
+        self._advance = self._stack.enter_context(
+            progress_bar("runs", self.total, enabled=self.enabled, transient=False))
+        self._showing = self.enabled
+        self.say(f"executing {self.total} runs with {self.title}")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._refresh(force=True)
-            self._bar.stop()
+        self._refresh(force=True)
+        self._stack.close()
+        self._advance, self._showing = Advance(), False
 
     def finished(self, task: RunTask, status: dict[str, Any]) -> None:
         """Count one run that ended (done or failed)."""
@@ -112,8 +110,7 @@ class RunProgress:
         if status["state"] == FAILED:
             self.failed += 1
             self.say(f"[red]failed[/red] {task.run_id}: {status.get('reason', 'error')}: {status.get('error', '')}")
-        if self._bar is not None:
-            self._bar.advance(self._task_id)
+        self._advance(1)
         self._refresh(force=True)
 
     def tick(self) -> None:
@@ -122,11 +119,10 @@ class RunProgress:
 
     def say(self, message: str) -> None:
         """Print a line above the bar."""
-        if self._bar is not None:
-            self._bar.console.print(message, highlight=False)
+        self._advance.say(message)
 
     def _refresh(self, force: bool) -> None:
-        if self._bar is None or (not force and time.monotonic() - self._last_refresh < REFRESH_S):
+        if not self._showing or (not force and time.monotonic() - self._last_refresh < REFRESH_S):
             return
         self._last_refresh = time.monotonic()
         running = {t.run_id: f for t in self.open.values() if (f := _running_fraction(t.run_dir)) is not None}
@@ -139,7 +135,7 @@ class RunProgress:
             info += f" · ETA {_duration(eta)}"
         if self.failed:
             info += f" · [red]{self.failed} failed[/red]"
-        self._bar.update(self._task_id, info=info)
+        self._advance(0, status=info)
 
     def eta_s(self, tokens_running: float, now: float | None = None) -> float | None:
         """Seconds left for all runs: the tokens still to train at the rate trained so far (None before any)."""

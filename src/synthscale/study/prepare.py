@@ -15,12 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._io import read_json, sha256_file, stable_hash, write_json
-from ..corpus import read_documents
+from .._io import read_json, stable_hash, write_json
+from ..corpus import corpus_fingerprint, read_documents
+from ..diagnostics import CorpusRef
+from ..diagnostics.study import DIAGNOSTICS_VERSION, STUDY_MAX_DOCS, study_diagnostics
 from ..errors import InputError
+from ..evaluate import build_eval_set, load_eval_set, save_eval_set
+from ..evaluate.baselines import study_baselines
+from ..laws.results import NATURAL
+from ..tokens import encode_corpus, load_tokenizer, open_shard, read_shard_info, train_tokenizer
+from ..tokens.tokenizer import split_text
 from . import claims
 from .checks import check_prepared
-from .spec import NATURAL, Source, StudySpec
+from .generation import Variant, generate_kinds, variant_source
+from .spec import Source, StudySpec
 
 PREPARE_CLAIM = "prepare.claim"
 BASELINES_FILE = "baselines.json"  # in the study folder, beside results.csv (docs/contracts.md)
@@ -40,19 +48,7 @@ class PreparedData:
     key: dict[str, Any] = field(default_factory=dict)  # hashes that enter run ids
     generators: dict[str, str] = field(default_factory=dict)  # synthetic kind -> generator
     source_tokens: dict[str, int] = field(default_factory=dict)
-
-
-def source_fingerprint(path: str) -> str:
-    """A content hash of a corpus file or folder (the address string for hf:// sources)."""
-    if path.startswith("hf://"):
-        return stable_hash({"uri": path}, 16)
-    p = Path(path)
-    if not p.exists():
-        raise InputError("no such file or folder", path=path)
-    if p.is_file():
-        return sha256_file(p)[:16]
-    files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
-    return stable_hash({str(f.relative_to(p)): sha256_file(f) for f in files}, 16)
+    variants: dict[str, list[Any]] = field(default_factory=dict)  # kind -> its corpora (generation.Variant)
 
 
 def prepare_study(spec: StudySpec, study_dir: Path, progress: bool = True) -> PreparedData:
@@ -80,25 +76,41 @@ def _prepare_claim(prep: Path, heartbeat_s: float, stale_after_s: float, progres
 
 
 def _prepare(spec: StudySpec, prep: Path, progress: bool) -> PreparedData:
-    from ..evaluate import build_eval_set, load_eval_set, save_eval_set
-    from ..tokens import encode_corpus, load_tokenizer, open_shard, read_shard_info, train_tokenizer
 
-    train_sources: dict[str, Source] = {NATURAL: spec.corpora.natural, **spec.corpora.synthetic}
+
+    # the tokenizer learns from the corpora given as files (generated ones do not exist yet: it counts
+    # their target tokens); a study without generated kinds trains it on every training corpus, as before
+    given: dict[str, Source] = {NATURAL: spec.corpora.natural,
+                                **{k: s for k, s in spec.corpora.synthetic.items() if s.generate is None}}
     eval_sources = {f"eval-{d}": s for d, s in spec.eval.items()}
-    fingerprints = {name: stable_hash({"file": source_fingerprint(s.path), "text": s.text_field, "id": s.id_field}, 16)
-                    for name, s in {**train_sources, **eval_sources}.items()}
 
+    def fingerprint(s: Source) -> str:
+        return stable_hash({"file": corpus_fingerprint(s.path), "text": s.text_field, "id": s.id_field}, 16)
+
+    fingerprints = {name: fingerprint(s) for name, s in {**given, **eval_sources}.items()}
     if spec.tokenizer.path:
         tok_path = Path(spec.tokenizer.path)
     else:
-        tok_key = stable_hash({"sources": {k: fingerprints[k] for k in train_sources},
+        tok_key = stable_hash({"sources": {k: fingerprints[k] for k in given},
                                "vocab_size": spec.tokenizer.vocab_size,
                                "train_bytes": spec.tokenizer.train_bytes}, 12)
         tok_path = prep / f"tokenizer-{tok_key}.json"
         if _damaged(tok_path, load_tokenizer, "tokenizer") or not tok_path.exists():
-            texts = _tokenizer_training_texts(list(train_sources.values()), spec.tokenizer.train_bytes)
+            texts = _tokenizer_training_texts(list(given.values()), spec.tokenizer.train_bytes)
             train_tokenizer(texts, spec.tokenizer.vocab_size, tok_path)
     tok = load_tokenizer(tok_path)
+
+    variants: dict[str, list[Variant]] = generate_kinds(spec, prep, tok_path, progress)
+    for kind, source in spec.corpora.synthetic.items():
+        if source.generate is None:
+            variants[kind] = [Variant(kind=kind, source=kind, generator=source.generator or _generator_of(source),
+                                      path=source.path or "", flops_per_token=source.generator_flops_per_token)]
+    train_sources: dict[str, Source] = {NATURAL: spec.corpora.natural}
+    for kind in spec.corpora.synthetic:
+        for v in variants[kind]:
+            train_sources[v.source] = spec.corpora.synthetic[kind] if v.source == kind and \
+                spec.corpora.synthetic[kind].generate is None else variant_source(v)
+    fingerprints.update({name: fingerprint(s) for name, s in train_sources.items() if name not in fingerprints})
 
     data = PreparedData(tokenizer_path=tok_path, tokenizer_hash=tok.hash, vocab_size=tok.vocab_size)
     for name, source in {**train_sources, **eval_sources}.items():
@@ -107,12 +119,14 @@ def _prepare(spec: StudySpec, prep: Path, progress: bool) -> PreparedData:
             encode_corpus(_documents(source), tok, prefix, progress=progress)
         data.shards[name] = str(prefix)
         data.source_tokens[name] = read_shard_info(prefix).n_tokens
-    check_prepared(spec, data.source_tokens)
+    data.variants = variants
+    check_prepared(spec, data.source_tokens, {k: {v.source: v.path for v in vs} for k, vs in variants.items()})
 
     seq_len, max_tokens = spec.training.seq_len, spec.evaluation.max_tokens_per_domain
     for domain in spec.eval:
         shard = data.shards[f"eval-{domain}"]
-        path = prep / "eval" / f"{domain}-{stable_hash({'shard': Path(shard).name, 'seq': seq_len, 'max': max_tokens}, 12)}"
+        key = stable_hash({'shard': Path(shard).name, 'seq': seq_len, 'max': max_tokens}, 12)
+        path = prep / "eval" / f"{domain}-{key}"
         if not _eval_set_exists(path) or _damaged(path, load_eval_set, "eval set"):
             save_eval_set(build_eval_set(shard, tok, seq_len, max_tokens), path)
         data.eval_sets[domain] = str(path)
@@ -120,8 +134,7 @@ def _prepare(spec: StudySpec, prep: Path, progress: bool) -> PreparedData:
     _write_baselines(prep.parent / BASELINES_FILE, data, tok.hash)
     _write_diagnostics(prep.parent / DIAGNOSTICS_FILE, spec, data, tok_path, progress)
 
-    data.generators = {kind: source.generator or _generator_of(source)
-                       for kind, source in spec.corpora.synthetic.items()}
+    data.generators = {kind: vs[0].generator for kind, vs in variants.items()}
     data.key = {
         "tokenizer": tok.hash,
         "sources": {name: Path(data.shards[name]).name for name in train_sources},
@@ -131,6 +144,7 @@ def _prepare(spec: StudySpec, prep: Path, progress: bool) -> PreparedData:
         "tokenizer": str(tok_path), "tokenizer_hash": tok.hash, "vocab_size": tok.vocab_size,
         "shards": data.shards, "eval_sets": data.eval_sets, "generators": data.generators,
         "source_tokens": data.source_tokens,
+        "variants": {k: [v.to_dict() for v in vs] for k, vs in variants.items()},
     })
     return data
 
@@ -147,7 +161,6 @@ def _is_current(path: Path, key: dict) -> bool:
 
 def _write_baselines(path: Path, data: PreparedData, tokenizer_hash: str) -> None:
     """Write ``STUDY/baselines.json`` (uniform and unigram loss per eval domain) unless it is current."""
-    from ..evaluate.baselines import study_baselines
 
     key = {"natural": Path(data.shards[NATURAL]).name,
            "eval": {d: Path(p).name for d, p in sorted(data.eval_sets.items())}}
@@ -163,11 +176,10 @@ def _write_diagnostics(path: Path, spec: StudySpec, data: PreparedData, tok_path
     Keyed by the content-addressed shard names (corpus content + tokenizer) and the
     diagnostics settings and version, so a rerun reuses it and a changed corpus redoes it.
     """
-    from ..diagnostics import CorpusRef
-    from ..diagnostics.study import DIAGNOSTICS_VERSION, STUDY_MAX_DOCS, study_diagnostics
 
+    corpora = {v.source: v for vs in data.variants.values() for v in vs}  # one per generator and round
     key = {"natural": Path(data.shards[NATURAL]).name,
-           "synthetic": {kind: Path(data.shards[kind]).name for kind in sorted(spec.corpora.synthetic)},
+           "synthetic": {name: Path(data.shards[name]).name for name in sorted(corpora)},
            "max_docs": STUDY_MAX_DOCS, "version": DIAGNOSTICS_VERSION}
     if _is_current(path, key):
         return
@@ -177,8 +189,10 @@ def _write_diagnostics(path: Path, spec: StudySpec, data: PreparedData, tok_path
 
     if progress:
         print("corpus diagnostics: each synthetic kind against natural", file=sys.stderr, flush=True)
-    result = study_diagnostics(ref(spec.corpora.natural), {k: ref(s) for k, s in spec.corpora.synthetic.items()},
-                               tok_path, max_docs=STUDY_MAX_DOCS, progress=progress)
+    synthetic = {name: ref(spec.corpora.synthetic[v.kind]) if name == v.kind and v.folder is None
+                 else CorpusRef(v.path, "text", "id") for name, v in corpora.items()}
+    result = study_diagnostics(ref(spec.corpora.natural), synthetic, tok_path, max_docs=STUDY_MAX_DOCS,
+                               progress=progress)
     write_json(path, {**result, "key": key})
 
 
@@ -204,7 +218,6 @@ def _documents(source: Source):
 
 def _tokenizer_training_texts(sources: list[Source], max_bytes: int) -> list[str]:
     """Round-robin documents from every training source until ``max_bytes`` of text."""
-    from ..tokens.tokenizer import split_text
 
     iters = [iter(_documents(s)) for s in sources]
     texts, total = [], 0

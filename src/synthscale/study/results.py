@@ -10,21 +10,22 @@ import pandas as pd
 
 from .._io import atomic_write_bytes, atomic_write_text, read_table
 from ..errors import RunError
+from ..laws.results import NATURAL
 from .artifacts import HASH_CACHE_FILE, HashCache, RunCheck, check_run, expected_budgets
 from .plan import PlannedRun
-from .spec import NATURAL, StudySpec
+from .run_folder import DONE, FAILED, run_status
+from .spec import StudySpec
 
 COLUMNS = [
     "study", "run_id", "recipe", "kind", "ratio", "generator", "model", "params_total",
     "params_nonembedding", "tokens", "train_flops", "domain", "loss", "bpb", "seed",
-    "epochs_natural", "epochs_synthetic",
+    "epochs_natural", "epochs_synthetic", "round",
 ]
 
 
 def check_runs(spec: StudySpec, runs: list[PlannedRun], study_dir: Path,
                hashes: HashCache | None = None) -> dict[str, RunCheck]:
     """The artifact check (artifacts.py) of every planned run whose status says done."""
-    from .execute import DONE, run_status
 
     hashes = hashes if hashes is not None else HashCache(study_dir / HASH_CACHE_FILE)
     checks = {}
@@ -74,6 +75,7 @@ def collect_results(spec: StudySpec, runs: list[PlannedRun], study_dir: Path,
                 "seed": int(run.seed),
                 "epochs_natural": float(epochs.get(NATURAL, 0.0)),
                 "epochs_synthetic": float(max(synthetic_epochs)) if synthetic_epochs else 0.0,
+                "round": int(run.round),
             }
             values = ev["domains"]
             for domain in domains:
@@ -85,13 +87,14 @@ def collect_results(spec: StudySpec, runs: list[PlannedRun], study_dir: Path,
     if len(rows) != expected:  # cannot happen for checked runs; never write a short table silently
         raise RunError(f"{study_dir}: the finished runs give {len(rows)} result rows, their plan {expected}")
     df = pd.DataFrame(rows, columns=COLUMNS)
+    if not (df["round"] > 0).any():  # the round column is there when the study has collapse rounds
+        df = df.drop(columns="round")
     return df.sort_values(["model", "recipe", "tokens", "seed", "domain"], kind="mergesort").reset_index(drop=True)
 
 
 def missing_runs(spec: StudySpec, runs: list[PlannedRun], study_dir: Path,
                  checks: dict[str, RunCheck]) -> list[dict[str, Any]]:
     """The planned runs with no rows in the results table: run_id, rows missing, state and why."""
-    from .execute import FAILED, run_status
 
     missing = []
     for run in runs:
@@ -123,4 +126,5 @@ def write_results(df: pd.DataFrame, study_dir: Path) -> Path:
 def read_results(path: str | Path) -> pd.DataFrame:
     """Read a results table (.csv or .parquet)."""
     return read_table(path, what="results table",
-                      fix="rerun `synthscale study run SPEC`: it rebuilds results.parquet and results.csv from the runs")
+                      fix="rerun `synthscale study run SPEC`: it rebuilds results.parquet and results.csv "
+                          "from the runs")

@@ -11,16 +11,25 @@ workers are taken over. Failures are listed in ``failures.json``.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._io import read_json, sha256_file, stable_hash, write_json
-from .execute import (DONE, FAILED, PENDING, RUNNING, execute_run, mark_incomplete, reset_failed, run_status,
-                      status_problem)
-from .plan import PlannedRun, plan_runs
-from .prepare import PreparedData, prepare_study
+from ..errors import RunError
+from ..laws import analyze_results, write_analysis
+from ..model import ladder
+from ..report import write_report
+from .checks import check_spec_inputs
+from .drive import execute_tasks
+from .execute import execute_run
+from .executors import RunTask, make_executor, resources_for
+from .plan import PlannedRun, plan_runs, run_settings
+from .prepare import DIAGNOSTICS_FILE, PreparedData, _write_diagnostics, prepare_study
 from .results import check_runs, collect_results, missing_runs, rows_per_run, write_results
+from .rounds import add_source, generator_run, max_rounds, next_round_variant
+from .run_folder import DONE, FAILED, PENDING, RUNNING, mark_incomplete, reset_failed, run_status, status_problem
 from .spec import StudySpec
 
 __all__ = ["DONE", "FAILED", "PENDING", "RUNNING", "StudyOutcome", "execute_run", "plan_study", "run_settings_for",
@@ -53,30 +62,12 @@ class StudyOutcome:
 
 def run_settings_for(spec: StudySpec, vocab_size: int):
     """A function (model, tokens, seed) -> resolved model + training settings for that run."""
-    from ..model import ladder
 
     def settings(model: str, tokens: int, seed: int) -> dict[str, Any]:
         cfg = ladder.model_config(model, vocab_size, spec.training.seq_len)
-        total, nonembed = ladder.param_counts(cfg)
-        t = spec.training
-        batch = t.batch_size or ladder.default_batch_size(nonembed, t.seq_len, tokens=tokens)
-        lr = t.lr or ladder.default_lr(nonembed, batch_tokens=batch * t.seq_len)
-        return {
-            "model": model,
-            "model_config": cfg.to_dict(),
-            "params_total": total,
-            "params_nonembedding": nonembed,
-            "train_flops_per_token": ladder.train_flops_per_token(cfg, t.seq_len),
-            "train": {
-                "tokens": tokens, "seq_len": t.seq_len, "batch_size": batch, "grad_accum": t.grad_accum,
-                "lr": lr, "min_lr_ratio": t.min_lr_ratio, "warmup_frac": t.warmup_frac,
-                "weight_decay": t.weight_decay, "beta1": t.beta1, "beta2": t.beta2,
-                "grad_clip": t.grad_clip, "seed": seed, "compile": t.compile, "dtype": t.dtype,
-                **({"schedule": "wsd", "decay_frac": t.decay_frac,
-                    "budgets": [b for b in spec.budgets if b < tokens]} if t.schedule == "wsd" else {}),
-            },
-            "eval_batch_size": spec.evaluation.batch_size,
-        }
+        budgets = tuple(b for b in spec.budgets if b < tokens) if spec.training.schedule == "wsd" else ()
+        return run_settings(model, cfg, spec.training, tokens=tokens, seed=seed, budgets=budgets,
+                            eval_batch_size=spec.evaluation.batch_size)
 
     return settings
 
@@ -84,7 +75,8 @@ def run_settings_for(spec: StudySpec, vocab_size: int):
 def plan_study(spec: StudySpec, study_dir: Path, progress: bool = True) -> tuple[list[PlannedRun], PreparedData]:
     """Prepare the shared data and expand the grid into runs (nothing is trained)."""
     prepared = prepare_study(spec, study_dir, progress=progress)
-    runs = plan_runs(spec, prepared.key, prepared.generators, run_settings_for(spec, prepared.vocab_size))
+    runs = plan_runs(spec, prepared.key, prepared.generators, run_settings_for(spec, prepared.vocab_size),
+                     prepared.variants)
     return runs, prepared
 
 
@@ -97,16 +89,13 @@ def run_study(spec: StudySpec, study_dir: str | Path, *, progress: bool = True, 
     section; ``threads`` (else ``training.threads``) sets torch threads per run for the
     local executor. Runs that failed before are retried only with ``retry_failed``.
     """
-    from .checks import check_spec_inputs
-    from .drive import execute_tasks
-    from .executors import make_executor
 
     check_spec_inputs(spec)  # missing or empty corpora, budgets below one step: before anything is built
     study_dir = Path(study_dir)
     runner = make_executor(spec.executor, study_dir, spec.name, kind=executor, workers=workers,
                            threads=threads or spec.training.threads)
     study_dir.mkdir(parents=True, exist_ok=True)
-    write_json(study_dir / "spec.resolved.json", spec.model_dump())
+    write_json(study_dir / "spec.resolved.json", spec.model_dump(by_alias=True))
     runs, prepared = plan_study(spec, study_dir, progress=progress)
     write_json(study_dir / "plan.json", [r.to_dict() for r in runs])
     outcome = StudyOutcome(study_dir=study_dir, planned=len(runs),
@@ -117,6 +106,7 @@ def run_study(spec: StudySpec, study_dir: str | Path, *, progress: bool = True, 
     outcome.executor = runner.describe()
     if tasks:
         outcome.trained = execute_tasks(runner, tasks, progress=progress)[DONE]
+    runs += _collapse_rounds(spec, study_dir, runs, prepared, runner, retry_failed, outcome, progress)
 
     outcome.failed = failure_summary(runs, study_dir)
     write_json(study_dir / "failures.json", outcome.failed)
@@ -130,6 +120,41 @@ def run_study(spec: StudySpec, study_dir: str | Path, *, progress: bool = True, 
     return outcome
 
 
+def _collapse_rounds(spec: StudySpec, study_dir: Path, runs: list[PlannedRun], prepared: PreparedData, runner,
+                     retry_failed: bool, outcome: StudyOutcome, progress: bool) -> list[PlannedRun]:
+    """Rounds 1..n-1 of every kind with ``rounds`` (study/rounds.py): generate with round k-1's trained
+    model, encode, plan and execute round k's runs; return the runs added."""
+
+    added: list[PlannedRun] = []
+    prep = study_dir / "prepared"
+    for round_ in range(1, max_rounds(spec)):
+        for kind, source in spec.corpora.synthetic.items():
+            rounds = source.generate.rounds if source.generate is not None else None
+            if rounds is None or rounds.n <= round_:
+                continue
+            run = generator_run(spec, kind, runs + added, round_ - 1)
+            if run_status(study_dir / "runs" / run.run_id).get("state") != DONE:
+                raise RunError(f"corpora.synthetic.{kind}.generate.rounds: round {round_ - 1}'s generator run "
+                               f"{run.run_id} did not finish; fix it and rerun the study")
+            previous = [v for v in prepared.variants[kind]]
+            variant = next_round_variant(spec, kind, study_dir / "runs" / run.run_id, prep, previous,
+                                         prepared.tokenizer_path, progress)
+            add_source(prepared, variant, prep, progress)
+        new = plan_runs(spec, prepared.key, prepared.generators, run_settings_for(spec, prepared.vocab_size),
+                        prepared.variants, rounds={round_})
+        new = [r for r in new if r.round == round_]
+        added += new
+        write_json(study_dir / "plan.json", [r.to_dict() for r in runs + added])
+        outcome.planned += len(new)
+        outcome.planned_rows += sum(rows_per_run(spec, r) for r in new)
+        tasks = _runs_to_execute(spec, new, prepared, study_dir, retry_failed, outcome)
+        if tasks:
+            outcome.trained += execute_tasks(runner, tasks, progress=progress)[DONE]
+    if added:
+        _write_diagnostics(study_dir / DIAGNOSTICS_FILE, spec, prepared, prepared.tokenizer_path, progress)
+    return added
+
+
 def audit_runs(spec: StudySpec, runs: list[PlannedRun], study_dir: Path) -> list[dict[str, Any]]:
     """Check the artifacts of every done run (artifacts.py) and of every status.json before executing.
 
@@ -137,7 +162,6 @@ def audit_runs(spec: StudySpec, runs: list[PlannedRun], study_dir: Path) -> list
     pending with the reason (re-evaluated from its checkpoint, else retrained); a run whose
     status.json is damaged is run again. Each is said on stderr and returned.
     """
-    import sys
 
     found = []
     for run in runs:
@@ -164,7 +188,6 @@ def audit_runs(spec: StudySpec, runs: list[PlannedRun], study_dir: Path) -> list
 def _runs_to_execute(spec: StudySpec, runs: list[PlannedRun], prepared: PreparedData, study_dir: Path,
                      retry_failed: bool, outcome: StudyOutcome) -> list:
     """Tasks for every run not done (failed ones only with ``retry_failed``); counts the others."""
-    from .executors import RunTask, resources_for
 
     tasks = []
     for run in runs:
@@ -201,8 +224,6 @@ def failure_summary(runs: list[PlannedRun], study_dir: Path) -> list[dict[str, A
 
 def write_study_report(spec: StudySpec, study_dir: Path, df, runs: list[PlannedRun], failures: list[dict]) -> Path:
     """Fit the laws (analysis.json) and write report.md / report.html."""
-    from ..laws import analyze_results, write_analysis
-    from ..report import write_report
 
     summary = {
         "name": spec.name, "models": spec.models, "budgets": spec.budgets, "seeds": spec.seeds,
@@ -211,9 +232,12 @@ def write_study_report(spec: StudySpec, study_dir: Path, df, runs: list[PlannedR
         else spec.tokenizer.path,
         "runs": len(runs), "failures": failures,
         # styles the spec declares; the report falls back to the kind's name for the others, and says so
-        "kind_styles": {kind: source.style for kind, source in sorted(spec.corpora.synthetic.items())
-                        if source.style},
+        "kind_styles": {kind: source.paper_style() for kind, source in sorted(spec.corpora.synthetic.items())
+                        if source.paper_style()},
     }
+    generator_params, generator_flops = _generator_facts(spec, study_dir)
+    if generator_params:
+        summary["generator_params"] = generator_params
     # A rerun with the same results, settings and analysis code reuses the analysis and report it wrote.
     baselines = study_dir / "baselines.json"  # read by the report (written by the prepare step)
     diagnostics = study_dir / "diagnostics.json"  # likewise
@@ -226,15 +250,42 @@ def write_study_report(spec: StudySpec, study_dir: Path, df, runs: list[PlannedR
     key_file = study_dir / "report" / "inputs.json"
     if html.exists() and _outputs_current(study_dir, key_file, key):
         return html
-    analysis = analyze_results(df, metric_domain=spec.analysis.metric_domain,
+    # the laws are fitted on the first collapse round (later rounds are compared in the report's finding 7)
+    rounds = df is not None and "round" in df.columns and df["round"].nunique() >= 2
+    base = df[df["round"] == df["round"].min()] if rounds else df
+    analysis = analyze_results(base, metric_domain=spec.analysis.metric_domain,
                                bootstrap=spec.analysis.bootstrap, seed=spec.seed,
-                               max_extrapolation=spec.analysis.max_extrapolation)
+                               max_extrapolation=spec.analysis.max_extrapolation,
+                               generator_flops=generator_flops or None)
     write_analysis(study_dir / "analysis.json", analysis)
     paths = write_report(study_dir, results_df=df, analysis=analysis, spec_summary=summary)
     outputs = [study_dir / "analysis.json", *(Path(p) for p in paths.values())]
     write_json(key_file, {"key": key, "files": {os.path.relpath(p, study_dir): sha256_file(p)
                                                 for p in outputs if p.is_file()}})
     return Path(paths.get("html", html))
+
+
+def _generator_facts(spec: StudySpec, study_dir: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """(generator -> parameters, generator or kind -> FLOPs per generated token) of the study's corpora.
+
+    From the prepared variants (prepared/prepared.json), else the spec's ``generator_flops_per_token``.
+    """
+    params: dict[str, float] = {}
+    flops: dict[str, float] = {}
+    try:
+        prepared = read_json(study_dir / "prepared" / "prepared.json", missing_ok=True) or {}
+    except ValueError:
+        prepared = {}
+    for kind, variants in (prepared.get("variants") or {}).items():
+        for v in variants:
+            if v.get("params"):
+                params[v["generator"]] = float(v["params"])
+            if v.get("flops_per_token") is not None and v.get("generator"):
+                flops[v["generator"]] = float(v["flops_per_token"])
+    for kind, source in spec.corpora.synthetic.items():
+        if source.generator_flops_per_token is not None:
+            flops.setdefault(kind, float(source.generator_flops_per_token))
+    return params, flops
 
 
 def _outputs_current(study_dir: Path, key_file: Path, key: str) -> bool:
@@ -266,12 +317,13 @@ def write_run_config(run: PlannedRun, prepared: PreparedData, spec: StudySpec, r
     """Write the self-contained ``config.json`` a worker needs to train and evaluate the run."""
     run_dir.mkdir(parents=True, exist_ok=True)
     config = run.to_dict()
+    if not config.get("round"):  # written only for collapse rounds > 0 (configs keep `synthscale train`'s shape)
+        config.pop("round", None)
     config["study"] = spec.name
     config["mixture_seed"] = spec.seed
-    config["checkpoint_every"] = spec.training.checkpoint_every
     config["data"] = {
         "tokenizer": str(prepared.tokenizer_path),
-        "shards": {k: prepared.shards[k] for k in run.weights},
+        "shards": {k: [prepared.shards[k]] for k in run.weights},
         "eval_sets": prepared.eval_sets,
     }
     write_json(run_dir / "config.json", config)

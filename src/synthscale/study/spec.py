@@ -8,25 +8,28 @@ out-of-range values raise a ConfigError whose one line names the file and the fi
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SynthscaleError
+from ..generate.style_files import resolve_style
+from ..laws.results import NATURAL
+from ..model.ladder import LADDER
+from ..train.config import PER_RUN_FIELDS, TrainConfig
+from .spec_base import Strict
+from .spec_executor import ExecutorSettings
+from .spec_generate import GenerateSpec
 
-NATURAL = "natural"
 SYNTHETIC_STYLES = ("rephrase", "generate")  # corpora.synthetic.KIND.style
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class Source(_Strict):
+class Source(Strict):
     """A corpus: a file, folder or hf:// address, and which record fields hold id and text."""
 
     path: str
@@ -39,8 +42,11 @@ def _as_source(value: Any) -> Any:
 
 
 class SyntheticSource(Source):
-    """One synthetic corpus kind: its documents and the generator that wrote them."""
+    """One synthetic corpus kind: its documents (``path``), or how the study generates them (``generate``)."""
 
+    path: str | None = None  # type: ignore[assignment]
+    generate: GenerateSpec | None = Field(None, description="generate the corpus in the study instead of reading "
+                                          "`path` (docs/study.md, 'Generating inside a study')")
     generator: str | None = Field(None, description="generator name@revision; read from the corpus when omitted")
     generator_flops_per_token: float | None = Field(None, ge=0, description="for compute-inclusive speedups")
     style: Literal["rephrase", "generate"] | None = Field(
@@ -56,8 +62,24 @@ class SyntheticSource(Source):
                              f"paper's HQ and QA) or 'generate' (written from topics or seeds, like textbooks)")
         return value
 
+    @model_validator(mode="after")
+    def _path_or_generate(self) -> "SyntheticSource":
+        if (self.path is None) == (self.generate is None):
+            raise ValueError("give exactly one of `path` (a corpus) and `generate` (generate it in the study)")
+        return self
 
-class Corpora(_Strict):
+    def paper_style(self) -> str | None:
+        """'rephrase' or 'generate' (which findings test the kind): ``style``, else the generation style's kind."""
+        if self.style or self.generate is None:
+            return self.style
+
+        try:
+            return resolve_style(self.generate.style, tuple(self.generate.style_files)).kind
+        except SynthscaleError:
+            return None
+
+
+class Corpora(Strict):
     """Training corpora: the natural pool and each synthetic kind."""
 
     natural: Source
@@ -84,7 +106,7 @@ class Corpora(_Strict):
         return value
 
 
-class TokenizerSpec(_Strict):
+class TokenizerSpec(Strict):
     """Train a byte-level BPE on the training corpora, or load an existing tokenizer."""
 
     path: str | None = Field(None, description="tokenizer.json or HF tokenizer folder; trained when omitted")
@@ -92,7 +114,7 @@ class TokenizerSpec(_Strict):
     train_bytes: int = Field(8_000_000, ge=10_000, description="at most this many text bytes to train on")
 
 
-class Recipe(_Strict):
+class Recipe(Strict):
     """Synthetic kind(s) mixed into natural text at each synthetic token fraction r."""
 
     kind: str = Field(description="a synthetic kind, several joined by '+', or 'natural'")
@@ -119,39 +141,14 @@ class Recipe(_Strict):
         return [] if self.kind == NATURAL else self.kind.split("+")
 
 
-class Training(_Strict):
-    """Training rules shared by every run (LR and batch default to the ladder rules)."""
-
-    seq_len: int = Field(128, ge=8, le=131072)
-    batch_size: int | None = Field(None, ge=1, description="sequences per optimizer step; ladder rule when omitted")
-    grad_accum: int = Field(1, ge=1)
-    lr: float | None = Field(None, gt=0, description="peak learning rate; ladder rule when omitted")
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
-    warmup_frac: float = Field(0.05, ge=0, lt=1)
-    weight_decay: float = Field(0.1, ge=0)
-    beta1: float = Field(0.9, ge=0, lt=1)
-    beta2: float = Field(0.95, ge=0, lt=1)
-    grad_clip: float = Field(1.0, ge=0)
-    threads: int | None = Field(None, ge=1, description="torch CPU threads; all cores when omitted")
-    compile: bool | Literal["auto"] = Field("auto", description="torch.compile: auto = on for CUDA, and on CPU for "
-                                            "runs long enough to earn the compile back")
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    schedule: Literal["cosine", "wsd"] = Field("cosine", description="cosine: one run per budget, each with its "
-                                              "own schedule; wsd: one warmup-stable-decay run per recipe to the "
-                                              "largest budget, the others read off short decay branches")
-    decay_frac: float = Field(0.2, gt=0, lt=1, description="wsd: decay branch length as a fraction of its budget")
-    checkpoint_every: int = Field(0, ge=0, description="save a resumable checkpoint every N steps (0: only the "
-                                  "final weights); a killed or requeued run then continues where it stopped")
-
-
-class EvalSettings(_Strict):
+class EvalSettings(Strict):
     """Fixed held-out token sets: the same windows for every run of the study."""
 
     max_tokens_per_domain: int = Field(32768, ge=64)
     batch_size: int = Field(32, ge=1)
 
 
-class AnalysisSettings(_Strict):
+class AnalysisSettings(Strict):
     """Scaling-law analysis of the results table."""
 
     metric_domain: str = "mean"
@@ -162,85 +159,7 @@ class AnalysisSettings(_Strict):
     )
 
 
-class ResourceRule(_Strict):
-    """Resources of one run whose model has at most ``max_params`` non-embedding parameters."""
-
-    max_params: float | None = Field(None, gt=0, description="largest model (non-embedding params) of this rule")
-    gpus: int = Field(0, ge=0, description="GPUs per run (more than 1: launched with torchrun)")
-    cpus: int = Field(4, ge=1, description="CPU cores per run (also its torch threads)")
-    mem_gb: float = Field(16, gt=0, description="host memory per run")
-
-
-def _default_resources() -> list[ResourceRule]:
-    return [
-        ResourceRule(max_params=20e6, gpus=0, cpus=4, mem_gb=8),  # the cpu-* rungs: a CPU job is enough
-        ResourceRule(max_params=1.2e9, gpus=1, cpus=8, mem_gb=64),
-        ResourceRule(gpus=1, cpus=16, mem_gb=128),
-    ]
-
-
-class TimeRule(_Strict):
-    """Wall time asked per run: overhead + safety * train FLOPs / throughput, clamped."""
-
-    gpu_tflops: float = Field(100.0, gt=0, description="sustained TFLOP/s of one GPU (utilisation included)")
-    cpu_gflops: float = Field(10.0, gt=0, description="sustained GFLOP/s of one CPU core")
-    safety: float = Field(2.0, ge=1)
-    overhead_min: float = Field(10.0, ge=0, description="start-up, data loading and evaluation")
-    min_min: int = Field(10, ge=1)
-    max_min: int = Field(2880, ge=1)
-
-
-class SlurmSettings(_Strict):
-    """Slurm through submitit: one job array per resource class, throttled."""
-
-    cluster: Literal["slurm", "local"] = Field("slurm", description="'local' runs the jobs with submitit's "
-                                               "LocalExecutor on this machine (same code path, for tests)")
-    folder: str | None = Field(None, description="job scripts and logs; STUDY/slurm when omitted")
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    array_parallelism: int = Field(32, ge=1, description="at most this many runs of an array at once")
-    max_requeues: int = Field(3, ge=0, description="requeues after preemption or time-out")
-    signal_delay_s: int = Field(120, ge=10, description="warning signal this long before the time limit")
-    setup: list[str] = Field(default_factory=list, description="shell lines run before each job (module load ...)")
-    sbatch: dict[str, str | int | bool] = Field(default_factory=dict, description="any other sbatch option")
-    python: str | None = Field(None, description="python command on the nodes; this interpreter when omitted")
-
-
-class RaySettings(_Strict):
-    """Ray: runs as tasks with resource requests."""
-
-    address: str | None = Field(None, description="'auto', 'ray://HOST:10001' or an IP:port; a local "
-                                "instance when omitted")
-    namespace: str | None = None
-    env: dict[str, str] = Field(default_factory=dict, description="environment variables of the tasks")
-
-
-class ExecutorSettings(_Strict):
-    """Where and how the runs execute (none of this enters run ids)."""
-
-    kind: Literal["local", "slurm", "ray"] = "local"
-    workers: int | None = Field(None, ge=1, description="local: runs at once; one per GPU, else one per "
-                                "core (capped by the runs to do) when omitted")
-    heartbeat_s: float = Field(30.0, gt=0, description="how often a worker refreshes its claim of a run")
-    stale_after_s: float = Field(600.0, gt=0, description="a claim from another host with no heartbeat for "
-                                 "this long is taken over")
-    resources: list[ResourceRule] = Field(default_factory=_default_resources, min_length=1,
-                                          description="slurm/ray: first rule whose max_params fits the model")
-    time: TimeRule = Field(default_factory=TimeRule)
-    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
-    ray: RaySettings = Field(default_factory=RaySettings)
-
-    @model_validator(mode="after")
-    def _heartbeat_below_timeout(self) -> "ExecutorSettings":
-        if self.stale_after_s < 3 * self.heartbeat_s:
-            raise ValueError(f"stale_after_s ({self.stale_after_s:g}) must be at least 3 x heartbeat_s "
-                             f"({self.heartbeat_s:g})")
-        return self
-
-
-class StudySpec(_Strict):
+class StudySpec(Strict):
     """A whole study: corpora x recipes x model sizes x budgets x seeds."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -252,10 +171,22 @@ class StudySpec(_Strict):
     models: list[str] = Field(min_length=1)
     budgets: list[int] = Field(min_length=1, description="training tokens per run")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    training: Training = Field(default_factory=Training)
+    training: TrainConfig = Field(default_factory=TrainConfig, description="training settings shared by every "
+                                  "run (train/config.py's TrainConfig without tokens, seed and budgets; batch "
+                                  "size and learning rate default to the ladder rules)")
     evaluation: EvalSettings = Field(default_factory=EvalSettings)
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+
+    @field_validator("training", mode="before")
+    @classmethod
+    def _no_per_run_fields(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for name in PER_RUN_FIELDS:
+                if value.get(name) not in (None, 0, [], ()):  # unset (a dumped spec holds them at their defaults)
+                    where = "`seeds`" if name == "seed" else "`budgets`"
+                    raise ValueError(f"training.{name} is set for each run from the spec's {where}; remove it")
+        return value
 
     @field_validator("budgets")
     @classmethod
@@ -285,8 +216,8 @@ class StudySpec(_Strict):
             for kind in recipe.kinds:
                 if kind not in self.corpora.synthetic:
                     known = ", ".join(sorted(self.corpora.synthetic)) or "none"
-                    raise ValueError(f"recipes.{i}.kind: unknown synthetic kind '{kind}' (corpora.synthetic has: {known})")
-        from ..model.ladder import LADDER
+                    raise ValueError(f"recipes.{i}.kind: unknown synthetic kind '{kind}' "
+                                     f"(corpora.synthetic has: {known})")
 
         for name in self.models:
             if name not in LADDER:
@@ -348,6 +279,11 @@ def parse_spec(raw: dict, source: str = "<spec>") -> StudySpec:
         return StudySpec.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(f"{source}: {_describe(e.errors()[0], raw)}") from None
+    except ConfigError as e:  # TrainConfig's checks raise it directly
+        message = str(e)
+        if message.startswith("TrainConfig."):
+            message = "training." + message[len("TrainConfig."):]
+        raise ConfigError(f"{source}: {message}") from None
 
 
 def resolve_paths(spec: StudySpec, base: Path) -> StudySpec:
@@ -356,10 +292,19 @@ def resolve_paths(spec: StudySpec, base: Path) -> StudySpec:
     def absolute(p: str) -> str:
         return p if p.startswith("hf://") or Path(p).is_absolute() else str((base / p).resolve())
 
-    data = spec.model_dump()
+    data = spec.model_dump(by_alias=True)
     sources = [data["corpora"]["natural"], *data["corpora"]["synthetic"].values(), *data["eval"].values()]
     for source in sources:
-        source["path"] = absolute(source["path"])
+        if source["path"] is not None:
+            source["path"] = absolute(source["path"])
+        gen = source.get("generate")
+        if gen:
+            if gen["from"] != "natural":
+                gen["from"] = absolute(gen["from"])
+            gen["style_files"] = [absolute(f) for f in gen["style_files"]]
+            for g in gen["generators"] or [gen]:
+                if g.get("model") and (base / g["model"]).exists():  # a local model folder or world.json
+                    g["model"] = absolute(g["model"])
     if data["tokenizer"]["path"]:
         data["tokenizer"]["path"] = absolute(data["tokenizer"]["path"])
     if data["executor"]["slurm"]["folder"]:
@@ -369,17 +314,21 @@ def resolve_paths(spec: StudySpec, base: Path) -> StudySpec:
 
 def _describe(err: dict, raw: dict) -> str:
     loc = ".".join(str(p) for p in err["loc"])
-    if err["type"] == "extra_forbidden":
+    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         field = str(err["loc"][-1])
         parent = err["loc"][:-1]
         model = _model_at(StudySpec, parent, raw)
         known = list(model.model_fields) if model else []
+        if parent == ("training",):
+            known = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in PER_RUN_FIELDS]
         close = difflib.get_close_matches(field, known, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})" if known else ""
         return f"{loc}: unknown field{hint}"
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
+    if msg.startswith("TrainConfig."):  # TrainConfig's own check, raised while the spec's training was built
+        return "training." + msg[len("TrainConfig."):]
     return f"{loc}: {msg}" if loc else msg
 
 

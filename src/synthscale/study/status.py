@@ -19,7 +19,7 @@ from .._io import read_json
 from ..errors import InputError
 from .artifacts import EVAL_FILE, FINAL_CHECKPOINT, expected_budgets, read_evals
 from .claims import STALE_AFTER_S, read_claim, staleness
-from .execute import CLAIM_FILE, DONE, FAILED, PENDING, RUNNING, last_metrics, run_status
+from .run_folder import CLAIM_FILE, DONE, FAILED, PENDING, RUNNING, last_metrics, run_status
 
 STALLED = "stalled"
 INCOMPLETE = "incomplete"  # status says done, but eval.json or the final checkpoint is missing or damaged

@@ -17,7 +17,8 @@ import os
 from pathlib import Path
 
 from .._io import read_json, write_json
-from .execute import FAILED, execute_run, train_and_evaluate
+from .execute import execute_run, train_and_evaluate
+from .run_folder import FAILED
 
 
 def main(argv: list[str] | None = None) -> int:

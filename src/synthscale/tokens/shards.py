@@ -25,7 +25,7 @@ import numpy as np
 from .._io import make_temp_beside, read_json, sha256_file, write_json
 from ..corpus import Document, read_documents
 from ..errors import InputError
-from ._progress import progress_bar
+from ..progress import progress_bar
 from .tokenizer import PIECE_CHARS, Tok, load_tokenizer
 
 SHARD_FORMAT = "synthscale.token_shard/1"
@@ -94,7 +94,8 @@ def encode_corpus(docs: str | os.PathLike | Iterable[Document | str], tok: Tok |
     prefix.parent.mkdir(parents=True, exist_ok=True)
     tmp_name = make_temp_beside(prefix.with_name(prefix.name + ".bin"), suffix=".bin.tmp")
     try:
-        with open(tmp_name, "wb") as out, progress_bar(f"encode {prefix.name}", total, progress, "docs") as advance:
+        with (open(tmp_name, "wb") as out,
+              progress_bar(f"encode {prefix.name}", total, enabled=progress, unit="docs") as advance):
             counts = _write_tokens(docs, tok, out, advance)
         info = ShardInfo(prefix=prefix, dtype=shard_dtype(tok.vocab_size).name, vocab_size=tok.vocab_size,
                          eos_id=tok.eos_id, tokenizer_hash=tok.hash, **counts,

@@ -8,7 +8,7 @@ formatted. Shards and eval sets record the hash and refuse to mix tokenizers.
 Determinism: the HF BPE trainer is deterministic for byte-level BPE. Its merge order is
 decided by (pair count, pair ids) and the byte alphabet is sorted before ids are given,
 so neither the rayon thread count nor the hash-map order changes the result (verified in
-tests/test_tokens.py across processes with different RAYON_NUM_THREADS). The known
+tests/tokens/test_tokens.py across processes with different RAYON_NUM_THREADS). The known
 non-determinism of the trainer (huggingface/tokenizers#1794) needs a
 continuing-subword prefix or end-of-word suffix, which a byte-level BPE does not use.
 

@@ -1,4 +1,10 @@
-"""TrainConfig: one training run's budget, optimizer and runtime settings, validated."""
+"""TrainConfig: one training run's budget, optimizer and runtime settings, validated.
+
+It is the one declaration of training settings: a study spec's ``training:`` section is a
+TrainConfig without the per-run fields (``tokens``, ``seed``, ``budgets``: they come from the
+spec's budgets and seeds), ``for_run`` fills those and the ladder's defaults, and every run
+folder's ``config.json`` holds the resolved TrainConfig whole (``settings.train``).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import torch
 
 from synthscale._io import dataclass_from_dict
 from synthscale.errors import ConfigError
+from synthscale.model import ladder
 
 DTYPES = ("float32", "bfloat16")
 SCHEDULES = ("cosine", "wsd")
@@ -30,9 +37,18 @@ RUNTIME_FIELDS = frozenset({"threads", "device", "compile", "log_every", "checkp
                             "parallel"})
 
 
+# set by a study for each run (from its budgets and seeds), never in a spec's training section
+PER_RUN_FIELDS = ("tokens", "seed", "budgets")
+DEVICES_HELP = 'a torch device string ("cpu", "cuda", "cuda:1") or "auto"'
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Settings of one run. Every budget is its own run with its own schedule.
+
+    ``tokens``, ``batch_size`` and ``lr`` may be None in a template (a spec's training
+    section): ``for_run`` sets the budget and takes batch and learning rate from the
+    ladder rules for the model's size. ``train()`` needs them set (``is_resolved``).
 
     The run takes ``steps = tokens // (batch_size * seq_len)`` optimizer steps and so
     trains on ``tokens_trained = steps * batch_size * seq_len`` tokens (at most ``tokens``).
@@ -41,8 +57,9 @@ class TrainConfig:
       [batch_size, seq_len + 1] from the data and splits it into ``grad_accum`` equal
       micro-batches (so grad_accum changes memory, not the maths).
     - Schedule: linear warmup to ``lr`` over the warmup steps (``warmup_steps`` if set,
-      else ``floor(warmup_frac * steps)``), then cosine down to ``min_lr_ratio * lr`` at
-      the last step.
+      else ``floor(warmup_frac * steps)``: the one warmup rule, 5% of the run by default,
+      for ``synthscale train`` and studies alike), then cosine down to
+      ``min_lr_ratio * lr`` at the last step.
     - Weight decay (decoupled, AdamW) applies to the projection matrices and an untied
       ``lm_head``; not to the RMSNorm scales nor to the token embedding (nor to a head
       tied to it), so rare tokens' embeddings are not pulled to zero.
@@ -55,14 +72,15 @@ class TrainConfig:
       ``Llama.compile_for_training``): True, False, or "auto" (the default: on for CUDA;
       on CPU only for runs long enough to earn the compile back, see
       ``resolved_compile`` and docs/training.md).
-    - ``device``: a torch device string ("cpu", "cuda", "cuda:1").
+    - ``device``: a torch device string ("cpu", "cuda", "cuda:1"), or "auto" (CUDA when
+      visible, else CPU; resolved where the run executes, see ``resolved_device``).
     - ``schedule``: "cosine" (above) or "wsd" (warmup-stable-decay: linear warmup, constant
       ``lr``, then a linear decay to ``min_lr_ratio * lr`` over the last
       ``round(decay_frac * steps)`` steps).
     - ``budgets``: with "wsd", extra token budgets (each less than ``tokens``) read off
       the same run: at each, a decay branch of ``round(decay_frac * its steps)`` steps is
       forked from the stable phase, trained, evaluated and dropped while the main run
-      goes on (see train/loop.py).
+      goes on (see train/wsd.py).
     - ``checkpoint_every``: save a resumable checkpoint (model, optimizer, schedule step,
       data position, RNG states, metrics) every that many steps; 0 = none. ``train()``
       resumes from the newest one in the run folder. ``keep_checkpoints`` newest are kept.
@@ -73,10 +91,10 @@ class TrainConfig:
       config must equal the run's model config); None = fresh weights from ``seed``.
     """
 
-    tokens: int
-    seq_len: int
-    batch_size: int
-    lr: float
+    tokens: int | None = None
+    seq_len: int = 128
+    batch_size: int | None = None
+    lr: float | None = None
     grad_accum: int = 1
     min_lr_ratio: float = 0.1
     warmup_frac: float = 0.05
@@ -91,7 +109,7 @@ class TrainConfig:
     log_every: int = 10
     dtype: str = "float32"
     compile: bool | str = "auto"
-    device: str = "cpu"
+    device: str = "auto"
     schedule: str = "cosine"
     decay_frac: float = 0.2
     budgets: tuple[int, ...] = ()
@@ -104,11 +122,13 @@ class TrainConfig:
         if isinstance(self.budgets, list):  # from JSON
             object.__setattr__(self, "budgets", tuple(self.budgets))
         check = self._check
-        for name in ("tokens", "seq_len", "batch_size", "grad_accum", "log_every"):
+        for name in ("seq_len", "grad_accum", "log_every"):
             check(name, lambda v: _is_int(v) and v >= 1, "a positive integer")
+        for name in ("tokens", "batch_size"):
+            check(name, lambda v: v is None or (_is_int(v) and v >= 1), "a positive integer")
         for name in ("seed", "threads"):
             check(name, lambda v: _is_int(v) and v >= 0, "an integer >= 0")
-        check("lr", lambda v: _is_num(v) and v > 0, "a positive number")
+        check("lr", lambda v: v is None or (_is_num(v) and v > 0), "a positive number")
         check("eps", lambda v: _is_num(v) and v > 0, "a positive number")
         check("min_lr_ratio", lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]")
         check("warmup_frac", lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)")
@@ -119,7 +139,7 @@ class TrainConfig:
             check(name, lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)")
         check("dtype", lambda v: v in DTYPES, f"one of {', '.join(DTYPES)}")
         check("compile", lambda v: isinstance(v, bool) or v == "auto", "true, false or 'auto'")
-        check("device", lambda v: isinstance(v, str) and v != "", "a torch device string")
+        check("device", lambda v: isinstance(v, str) and v != "", DEVICES_HELP)
         check("schedule", lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}")
         check("decay_frac", lambda v: _is_num(v) and 0 < v <= 1, "a number in (0, 1]")
         check("budgets", lambda v: isinstance(v, tuple) and all(_is_int(b) and b >= 1 for b in v),
@@ -128,10 +148,12 @@ class TrainConfig:
         check("keep_checkpoints", lambda v: _is_int(v) and v >= 1, "a positive integer")
         check("parallel", lambda v: v in PARALLEL, f"one of {', '.join(PARALLEL)}")
         check("init_from_hf", lambda v: v is None or (isinstance(v, str) and v != ""), "a folder path or null")
-        if self.batch_size % self.grad_accum:
+        if self.batch_size is not None and self.batch_size % self.grad_accum:
             raise ConfigError(
                 f"TrainConfig.grad_accum: batch_size={self.batch_size} is not divisible by grad_accum={self.grad_accum}"
             )
+        if not self.is_resolved:
+            return
         if self.tokens < self.batch_size * self.seq_len:
             raise ConfigError(
                 f"TrainConfig.tokens: {self.tokens} is less than one step of "
@@ -157,6 +179,33 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.budgets: the decay branch of budget {budget} ({steps} steps) would "
                                   f"start before the {self.resolved_warmup_steps} warmup steps end")
 
+    @property
+    def is_resolved(self) -> bool:
+        """Whether the run's budget, batch size and learning rate are set (what ``train()`` needs)."""
+        return self.tokens is not None and self.batch_size is not None and self.lr is not None
+
+    def for_run(self, n_nonembedding: int, *, tokens: int, seed: int, budgets: tuple[int, ...] = ()) -> "TrainConfig":
+        """This template resolved for one run: its budget, seed and wsd budgets set, batch size and
+        learning rate from the ladder rules for ``n_nonembedding`` parameters where not given."""
+        batch = self.batch_size_for(n_nonembedding, tokens)
+        lr = self.lr or ladder.default_lr(n_nonembedding, batch_tokens=batch * self.seq_len)
+        return dataclasses.replace(self, tokens=tokens, seed=seed, budgets=tuple(budgets), batch_size=batch, lr=lr)
+
+    def batch_size_for(self, n_nonembedding: int, tokens: int) -> int:
+        """Sequences per step of a run of ``tokens``: ``batch_size``, else the ladder rule."""
+        return self.batch_size or ladder.default_batch_size(n_nonembedding, self.seq_len, tokens=tokens)
+
+    def resolved_device(self) -> str:
+        """``device``, with "auto" read as CUDA when visible, else CPU."""
+        if self.device != "auto":
+            return self.device
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def _need_resolved(self) -> None:
+        if not self.is_resolved:
+            missing = [k for k in ("tokens", "batch_size", "lr") if getattr(self, k) is None]
+            raise ConfigError(f"TrainConfig.{missing[0]}: not set (a template; resolve it with for_run)")
+
     def _check(self, field: str, ok: Callable[[Any], bool], expected: str) -> None:
         value = getattr(self, field)
         if not ok(value):
@@ -165,11 +214,13 @@ class TrainConfig:
     @property
     def steps(self) -> int:
         """Optimizer steps of the run: tokens // (batch_size * seq_len)."""
+        self._need_resolved()
         return self.tokens // (self.batch_size * self.seq_len)
 
     @property
     def tokens_per_step(self) -> int:
         """Tokens consumed by one optimizer step: batch_size * seq_len."""
+        self._need_resolved()
         return self.batch_size * self.seq_len
 
     @property
@@ -199,9 +250,10 @@ class TrainConfig:
         """
         if self.compile != "auto":
             return bool(self.compile)
-        if self.device.startswith("cuda"):
+        device = self.resolved_device()
+        if device.startswith("cuda"):
             return True
-        if not self.device.startswith("cpu") or not have_cpp_compiler():
+        if not device.startswith("cpu") or not have_cpp_compiler():
             return False
         threads = self.threads or torch.get_num_threads()
         eager_s = flops_per_token * self.steps * self.tokens_per_step / (CPU_EAGER_FLOPS_PER_THREAD * threads)

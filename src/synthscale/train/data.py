@@ -13,6 +13,9 @@ iterable yields the same batches every time it is made (as ``MixtureStream.batch
 does). Decay branches read ahead of the main run: restartable sources open a second
 iterator at the fork; a plain iterable keeps the branch's batches in memory until the
 main run has consumed them.
+
+Every batch is checked (shape, integer dtype, token range) before it reaches the model,
+and each rank takes its contiguous slice of the global batch (``device_batch``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
+import torch
+
+from synthscale.errors import InputError
+from synthscale.train.config import TrainConfig
+from synthscale.train.distributed import DistContext, local_rows
 
 Batches = Iterable[np.ndarray] | Callable[[int], Iterable[np.ndarray]] | Any
 
@@ -63,6 +71,30 @@ class BatchCursor:
                 break
             self._ahead.append(batch)
         return iter(list(self._ahead)[:n])
+
+
+def device_batch(batch: np.ndarray | None, step: int, steps: int, cfg: TrainConfig, vocab_size: int,
+                 ctx: DistContext) -> torch.Tensor:
+    """Batch ``step`` (0-based, of ``steps``) checked for shape and token range, cut to this rank's rows, on the device.
+
+    ``batch`` is the global batch [batch_size, seq_len + 1]; None (the data ran out) and
+    malformed batches raise InputError naming the step.
+    """
+    if batch is None:
+        raise InputError(f"the data ran out at step {step + 1} of {steps}")
+    batch = np.asarray(batch)
+    expected = (cfg.batch_size, cfg.seq_len + 1)
+    if batch.shape != expected or not np.issubdtype(batch.dtype, np.integer):
+        raise InputError(
+            f"batch {step + 1}: expected an integer array of shape {expected}, got {batch.dtype} {batch.shape}"
+        )
+    lo, hi = int(batch.min()), int(batch.max())
+    if lo < 0 or hi >= vocab_size:
+        raise InputError(f"batch {step + 1}: token ids must be in [0, {vocab_size}), got [{lo}, {hi}]")
+    batch = local_rows(batch, ctx)
+    if batch.dtype != np.int64 or not batch.flags.writeable or not batch.flags.c_contiguous:
+        batch = np.ascontiguousarray(batch, dtype=np.int64)
+    return torch.from_numpy(batch).to(ctx.device, non_blocking=True)
 
 
 def _opener(batches: Batches, batch_size: int) -> Callable[[int], Iterable[np.ndarray]] | None:

@@ -1,7 +1,8 @@
 """Several processes, one model: torchrun with DDP or FSDP2, on CUDA (nccl) or CPU (gloo).
 
 The model maths stays in model/llama.py; this module only decides where each process
-runs, wraps the model, and cuts each rank's slice of the global batch. Under torchrun
+runs, wraps the model (DDP, or FSDP2 ``fully_shard``), fills sharded (DTensor)
+parameters from full tensors, and cuts each rank's slice of the global batch. Under torchrun
 (``WORLD_SIZE`` > 1 in the environment) ``train()`` calls ``setup()``, which starts
 the process group unless the caller already did. Rank r trains on rows
 [r * B / W, (r + 1) * B / W) of every global batch of B sequences; DDP averages the
@@ -12,17 +13,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from synthscale.errors import ConfigError
+from synthscale.model.llama import Llama
 from synthscale.train.config import TrainConfig
+
+T = TypeVar("T")  # a tensor or an array: anything sliced by rows
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class DistContext:
 
 def setup(cfg: TrainConfig) -> DistContext:
     """This process's DistContext; starts the process group under torchrun (gloo on CPU, nccl on CUDA)."""
-    device = _resolve_device(cfg.device)
+    device = _resolve_device(cfg.resolved_device())
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1 and not dist.is_initialized():
         return DistContext(device=device)
@@ -100,8 +104,53 @@ def wrap(model: nn.Module, ctx: DistContext, cfg: TrainConfig) -> nn.Module:
     return DistributedDataParallel(model, device_ids=device_ids)
 
 
-def local_rows(batch: torch.Tensor, ctx: DistContext) -> torch.Tensor:
-    """This rank's contiguous slice of the global batch's rows."""
+def copy_full_(param: torch.Tensor, full: torch.Tensor) -> None:
+    """Copy the full tensor ``full`` into ``param``, or into this rank's shard when ``param`` is a DTensor.
+
+    Every rank passes the same full tensor, so the shard is cut locally (no communication).
+    """
+    if dist.is_available():
+        from torch.distributed.tensor import DTensor, distribute_tensor
+
+        if isinstance(param, DTensor):
+            shard = distribute_tensor(full.to(param.device), param.device_mesh, param.placements, src_data_rank=None)
+            param.to_local().copy_(shard.to_local())
+            return
+    param.copy_(full)
+
+
+@torch.no_grad()
+def init_sharded_weights(model: Llama, seed: int) -> None:
+    """``model.init_weights(seed)`` for a model whose parameters may be FSDP2 DTensors: each rank fills its shards.
+
+    The full tensors are drawn one at a time (``Llama.fresh_weights``), so a sharded
+    model gets this rank's part of exactly the weights of ``Llama(cfg, seed)``.
+    """
+    model.init_rope()
+    params = dict(model.named_parameters())
+    for name, full in model.fresh_weights(seed):
+        copy_full_(params[name], full)
+
+
+@torch.no_grad()
+def load_full_weights(model: Llama, weights: dict[str, torch.Tensor]) -> None:
+    """Load full (unsharded) tensors by parameter name, into this rank's shards when sharded.
+
+    ``load_state_dict`` for models whose parameters may be FSDP2 DTensors; the keys must
+    be the parameter names (ValueError naming the difference otherwise).
+    """
+    params = dict(model.named_parameters())
+    if model.cfg.tie_embeddings:  # the head is the embedding; a state dict may list it twice
+        weights = {k: v for k, v in weights.items() if k != "lm_head.weight"}
+    if set(weights) != set(params):
+        missing, unexpected = sorted(set(params) - set(weights)), sorted(set(weights) - set(params))
+        raise ValueError(f"weights do not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    for name, p in params.items():
+        copy_full_(p, weights[name])
+
+
+def local_rows(batch: T, ctx: DistContext) -> T:
+    """This rank's contiguous slice of the global batch's rows (a tensor or an array)."""
     if not ctx.distributed:
         return batch
     per_rank = batch.shape[0] // ctx.world_size
@@ -117,15 +166,6 @@ def mean_over_ranks(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return t / ctx.world_size
 
 
-def all_ranks_agree(flag: bool, ctx: DistContext) -> bool:
-    """True on every rank when ``flag`` is true on every rank."""
-    if not ctx.distributed:
-        return flag
-    t = torch.tensor([0 if flag else 1], device=ctx.device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return int(t.item()) == 0
-
-
 def barrier(ctx: DistContext) -> None:
     """Wait for every rank (no-op with one process)."""
     if ctx.distributed:
@@ -137,11 +177,6 @@ def torchrun_command(nproc: int, module: str, args: Sequence[str]) -> list[str]:
     torchrun = shutil.which("torchrun")
     launcher = [torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]
     return [*launcher, "--standalone", "--nnodes=1", f"--nproc_per_node={nproc}", "-m", module, *args]
-
-
-def run_torchrun(nproc: int, module: str, args: Sequence[str], env: dict[str, str] | None = None) -> int:
-    """Run ``module`` under torchrun with ``nproc`` processes; return its exit code."""
-    return subprocess.run(torchrun_command(nproc, module, args), check=False, env=env).returncode
 
 
 def _resolve_device(name: str) -> torch.device:

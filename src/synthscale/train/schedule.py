@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from synthscale.errors import ConfigError
+from synthscale.train.config import TrainConfig
+
+Schedule = Callable[[int], float]
+
+
+def make_schedule(cfg: TrainConfig, total_steps: int) -> Schedule:
+    """The learning-rate schedule of a run (or decay branch) of ``total_steps`` steps under ``cfg``."""
+    min_lr = cfg.lr * cfg.min_lr_ratio
+    if cfg.schedule == "wsd":
+        return WSDSchedule(peak_lr=cfg.lr, min_lr=min_lr, warmup_steps=cfg.resolved_warmup_steps,
+                           total_steps=total_steps, decay_steps=cfg.decay_steps_for(total_steps))
+    return CosineSchedule(peak_lr=cfg.lr, min_lr=min_lr, warmup_steps=cfg.resolved_warmup_steps,
+                          total_steps=total_steps)
 
 
 @dataclass(frozen=True)

@@ -1,206 +1,49 @@
-"""Resumable training state: everything a run needs to continue bit for bit after a kill.
+"""RunState: a run's bookkeeping, the part of a resumable checkpoint that is not tensors.
 
-A checkpoint is a folder ``run_dir/checkpoints/step_00000120/`` holding
-
-    model.safetensors       weights (the format of train/checkpoint.py: load_model reads it)
-    optimizer.safetensors   AdamW moments and step counts under parameter names
-    rng.safetensors         torch CPU (and CUDA) generator states, numpy's MT19937 key
-    state.json              step done, data position (sequence index), schedule, python
-                            and numpy RNG scalars, the metrics so far, budget evals, configs
-
-It is written into a hidden temporary folder and renamed into place, so a folder named
-``step_*`` is always complete; a kill mid-write leaves only a temporary folder, removed
-on the next start. Model and optimizer state are gathered through
-torch.distributed.checkpoint.state_dict, so DDP and FSDP2 runs save the same full,
-unsharded tensors as a single process, and load them back into any of the three.
+The loop keeps one RunState and updates it as it goes; train/checkpoint.py writes it as
+the fields of ``state.json`` (beside the format tag, the optimizer's param groups and
+the python/numpy RNG scalars) and reads it back, so a resumed run continues with the
+same position, metrics and decay-branch results.
 """
 
 from __future__ import annotations
 
-import os
-import random
-import shutil
-import tempfile
-from pathlib import Path
+import dataclasses
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import torch
-from safetensors.torch import save_file
-from torch import nn
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_optimizer_state_dict,
-    set_model_state_dict,
-    set_optimizer_state_dict,
-)
-
-from synthscale._io import read_json, read_safetensors, write_json
-from synthscale.errors import ConfigError, InputError
-from synthscale.model.llama import ModelConfig
-from synthscale.train.checkpoint import model_metadata
-from synthscale.train.config import TrainConfig
-from synthscale.train.distributed import DistContext, barrier
-
-STATE_FORMAT = "synthscale.train_state/1"
-STATE_FIX = "delete this checkpoints/step_* folder and rerun: the run resumes from an earlier state or starts over"
-PREFIX = "step_"
-TIED_HEAD = "lm_head.weight"
+from synthscale.errors import InputError
 
 
-def checkpoint_dir(run_dir: Path) -> Path:
-    """The folder holding a run's checkpoints."""
-    return run_dir / "checkpoints"
+@dataclass
+class RunState:
+    """Where a run stands after ``step`` optimizer steps of its main run (JSON: ``to_json``/``from_json``)."""
 
+    step: int = 0  # optimizer steps done by the main run
+    tokens: int = 0  # step * tokens_per_step
+    data_seq: int = 0  # sequences the main run has consumed: its position in the data
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # the metrics.jsonl records so far
+    window: list[float] = field(default_factory=list)  # per-step losses (mean over ranks) not yet logged
+    budget_evals: list[dict[str, Any]] = field(default_factory=list)  # one record per decay branch done
+    final_loss: float = math.nan  # the training loss of the last logged step
+    branch_steps: int = 0  # optimizer steps taken in decay branches
+    model_config: dict[str, Any] | None = None  # of the run that wrote the state (checked on resume)
+    train_config: dict[str, Any] | None = None
 
-def latest_state(run_dir: Path) -> Path | None:
-    """The newest complete resumable checkpoint folder of ``run_dir``, or None."""
-    folders = [p for p in checkpoint_dir(run_dir).glob(f"{PREFIX}*") if (p / "state.json").is_file()]
-    return max(folders, key=lambda p: int(p.name[len(PREFIX):]), default=None)
+    def to_json(self) -> dict[str, Any]:
+        """The state as the JSON-ready dict stored in ``state.json``."""
+        return dataclasses.asdict(self)
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any], path: str = "state.json") -> "RunState":
+        """The RunState of a ``state.json`` dict (without its format, optimizer and rng entries).
 
-def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's full (unsharded) weights on CPU; on every rank for DDP, on rank 0 only for FSDP."""
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return get_model_state_dict(model, options=options)
-
-
-def save_state(run_dir: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-               state: dict[str, Any], ctx: DistContext, keep: int) -> Path | None:
-    """Write the checkpoint of ``step`` steps done (collective: every rank calls it); rank 0 returns its folder.
-
-    ``state`` is the loop's JSON-ready bookkeeping (data position, metrics, ...). Only
-    the ``keep`` newest checkpoint folders remain.
-    """
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    weights = get_model_state_dict(model, options=options)
-    optim = get_optimizer_state_dict(model, optimizer, options=options)
-    final = checkpoint_dir(run_dir) / f"{PREFIX}{step:08d}"
-    if ctx.is_main:
-        cfg: ModelConfig = model.cfg
-        tensors = {k: v.contiguous() for k, v in weights.items() if not (cfg.tie_embeddings and k == TIED_HEAD)}
-        optim_tensors = {f"{name}/{key}": t.contiguous() for name, per_param in optim.get("state", {}).items()
-                         for key, t in per_param.items()}
-        optim_values = {"param_groups": optim.get("param_groups", [])}
-        rng_tensors, rng_values = _rng_state()
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-        try:
-            save_file(tensors, str(tmp / "model.safetensors"),
-                      metadata=model_metadata(cfg, {"step": step, "tokens": state["tokens"]}))
-            save_file(optim_tensors, str(tmp / "optimizer.safetensors"))
-            save_file(rng_tensors, str(tmp / "rng.safetensors"))
-            write_json(tmp / "state.json", {"format": STATE_FORMAT, "step": step, **state,
-                                            "optimizer": optim_values, "rng": rng_values})
-            _fsync_folder(tmp)
-            if final.exists():  # a checkpoint of the same step from an earlier attempt
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            _fsync_folder(final.parent)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        prune(run_dir, keep)
-    barrier(ctx)
-    return final if ctx.is_main else None
-
-
-def load_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-               model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict[str, Any]:
-    """Load a checkpoint folder into ``model`` and ``optimizer`` (every rank), restore the RNGs, return its state.
-
-    Raises ConfigError when the checkpoint was written by a run with another model or
-    another training config (RUNTIME_FIELDS such as threads or device may differ).
-    """
-    state = read_json(folder / "state.json", what="training state", fix=STATE_FIX)
-    if state.get("format") != STATE_FORMAT:
-        raise InputError(f"not a synthscale training state (format {state.get('format')!r})",
-                         path=str(folder / "state.json"))
-    _check_same_run(folder, state, model_cfg, train_cfg)
-    weights = _read_tensors(folder / "model.safetensors")
-    if model_cfg.tie_embeddings:
-        weights[TIED_HEAD] = weights["embed_tokens.weight"]
-    per_param: dict[str, dict[str, torch.Tensor]] = {}
-    for key, t in _read_tensors(folder / "optimizer.safetensors").items():
-        name, _, field = key.rpartition("/")
-        per_param.setdefault(name, {})[field] = t
-    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()}
-              for g in state.pop("optimizer")["param_groups"]]
-    optim = {"state": per_param, "param_groups": groups}
-    options = StateDictOptions(full_state_dict=True)
-    set_model_state_dict(model, weights, options=options)
-    set_optimizer_state_dict(model, optimizer, optim, options=options)
-    _set_rng_state(_read_tensors(folder / "rng.safetensors"), state.pop("rng"))
-    return state
-
-
-def prune(run_dir: Path, keep: int) -> None:
-    """Remove all but the ``keep`` newest checkpoint folders, and temporary folders of interrupted writes."""
-    folder = checkpoint_dir(run_dir)
-    if not folder.is_dir():
-        return
-    for tmp in folder.glob(f".{PREFIX}*.tmp"):
-        shutil.rmtree(tmp, ignore_errors=True)
-    complete = sorted((p for p in folder.glob(f"{PREFIX}*") if (p / "state.json").is_file()),
-                      key=lambda p: int(p.name[len(PREFIX):]))
-    for old in complete[:-keep] if keep else complete:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _check_same_run(folder: Path, state: dict[str, Any], model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
-    if state.get("model_config") != model_cfg.to_dict():
-        raise ConfigError(f"{folder}: this checkpoint belongs to a run with another model config; "
-                          "use a fresh run folder")
-    theirs = TrainConfig.from_dict(state["train_config"]).resume_fields()
-    for field, ours in train_cfg.resume_fields().items():
-        if theirs.get(field) != ours:
-            raise ConfigError(f"{folder}: TrainConfig.{field} is {ours!r} but the checkpoint was trained with "
-                              f"{theirs.get(field)!r}; use a fresh run folder")
-
-
-def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    tensors = {"torch_cpu": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"torch_cuda_{i}"] = s
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    tensors["numpy_keys"] = torch.from_numpy(np.asarray(keys, dtype=np.uint32).view(np.int32).copy())
-    version, internal, gauss_next = random.getstate()
-    values = {"numpy": [kind, int(pos), int(has_gauss), float(cached)],
-              "python": [version, list(internal), gauss_next]}
-    return tensors, values
-
-
-def _set_rng_state(tensors: dict[str, torch.Tensor], values: dict[str, Any]) -> None:
-    torch.set_rng_state(tensors["torch_cpu"])
-    cuda_keys = sorted((k for k in tensors if k.startswith("torch_cuda_")), key=lambda k: int(k.rsplit("_", 1)[1]))
-    cuda = [tensors[k] for k in cuda_keys]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda[:torch.cuda.device_count()])
-    kind, pos, has_gauss, cached = values["numpy"]
-    np.random.set_state((kind, tensors["numpy_keys"].numpy().view(np.uint32), pos, has_gauss, cached))
-    version, internal, gauss_next = values["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-
-
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    return read_safetensors(path, what="training state file", fix=STATE_FIX)[0]
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Flush every file in ``folder`` and the folder entry itself to disk."""
-    for path in folder.iterdir():
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def read_state_json(folder: Path) -> dict[str, Any]:
-    """The state.json of a checkpoint folder (for inspection and tests)."""
-    return read_json(folder / "state.json", what="training state", fix=STATE_FIX)
+        InputError naming ``path`` when a field is missing or unknown.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing, unknown = [n for n in names if n not in d], sorted(set(d) - set(names))
+        if missing or unknown:
+            raise InputError(f"not a training state this version reads (missing {missing}, unknown {unknown})",
+                             path=path)
+        return cls(**{n: d[n] for n in names})

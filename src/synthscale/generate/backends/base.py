@@ -79,6 +79,7 @@ class Backend(abc.ABC):
     model: str = ""
     revision: str | None = None
     accelerators: float | None = 0
+    config: Any = None  # the typed config it was built from (backends/config.py), if any
 
     @property
     def generator(self) -> str:
@@ -94,8 +95,10 @@ class Backend(abc.ABC):
         return None
 
     def describe(self) -> dict[str, Any]:
-        """Settings worth recording in a run's config and dataset card (never secrets)."""
-        return {"backend": self.name, "model": self.model, "revision": self.revision}
+        """Settings worth recording in a run's config and dataset card (never secrets): the resolved typed
+        config's fields when the backend was built from one, then what the backend itself reports."""
+        settings = self.config.to_dict() if self.config is not None else {}
+        return {**settings, "backend": self.name, "model": self.model, "revision": self.revision}
 
     def close(self) -> None:
         """Release the model, server connection or processes (no-op by default)."""
@@ -113,7 +116,8 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 def check_model_source(model: str | os.PathLike) -> None:
     """Fail in plain words when ``model`` names a local folder that does not exist.
 
-    Anything that exists must be a folder; a string that cannot be a Hugging Face hub id
+    Anything that exists must be a folder (a .gguf file is handled by backends/gguf.py
+    before this check); a string that cannot be a Hugging Face hub id
     (an absolute or ./relative path, more than one '/', a trailing '/', a file name) must
     exist. A bare ``NAME`` or ``ORG/NAME`` that is not on disk is left to the hub.
     """

@@ -56,11 +56,19 @@ class SeededSampler:
         self._params: dict[str, torch.Tensor] = {}
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        chosen = self.choose(input_ids, scores)
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(1, chosen.unsqueeze(1), 0.0)
+
+    def choose(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """The token id each row picks next (a long tensor, one per row) given its ids so far and its scores."""
         if self._generators is None:
             self._setup(scores.device)
         p = self._params
         logits = self._penalised(input_ids, scores.float())
         greedy_pick = logits.argmax(-1)
+        if bool(p["greedy"].all()):
+            return greedy_pick  # nothing to draw: the generators are left untouched, as when rows are mixed
         logits = logits / p["temperature"]
         logits = _top_k(logits, p["top_k"])
         logits = _top_p(logits, p["top_p"])
@@ -68,9 +76,18 @@ class SeededSampler:
         draws = torch.stack([torch.rand(probs.shape[-1], generator=g, device=probs.device)
                              for g in self._generators])
         sampled = (probs / -torch.log(draws.clamp_min(1e-20))).argmax(-1)
-        chosen = torch.where(p["greedy"], greedy_pick, sampled)
-        out = torch.full_like(scores, float("-inf"))
-        return out.scatter_(1, chosen.unsqueeze(1), 0.0)
+        return torch.where(p["greedy"], greedy_pick, sampled)
+
+    def select(self, rows: list[int]) -> None:
+        """Keep only the rows at positions ``rows`` (in that order), e.g. when the others have finished."""
+        self.rows = [self.rows[i] for i in rows]
+        self.pad_lengths = [self.pad_lengths[i] for i in rows]
+        if self._generators is None:
+            return
+        index = torch.tensor(rows, dtype=torch.long, device=self._not_pad.device)
+        self._generators = [self._generators[i] for i in rows]
+        self._params = {k: v.index_select(0, index) for k, v in self._params.items()}
+        self._not_pad = self._not_pad.index_select(0, index)
 
     def _setup(self, device: torch.device) -> None:
         self._generators = [torch.Generator(device=device).manual_seed(r.seed) for r in self.rows]
@@ -115,12 +132,27 @@ def _top_k(logits: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return torch.where(active.unsqueeze(1) & (logits < kth), float("-inf"), logits)
 
 
+_TOP_P_CANDIDATES = 256  # top-p first looks among this many best tokens, and sorts the whole row only if needed
+
+
 def _top_p(logits: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
-    """Keep each row's smallest set of best tokens whose probability reaches top_p (1 = all)."""
+    """Keep each row's smallest set of best tokens whose probability reaches top_p (1 = all).
+
+    The nucleus almost always lies among a few hundred best tokens: those are found with
+    ``topk`` (much cheaper than sorting a 50k vocabulary every step); only when their
+    probability does not reach top_p is the whole row sorted. The kept set is the same.
+    """
     if not bool((top_p < 1.0).any()):
         return logits
-    sorted_logits, order = logits.sort(-1, descending=True)
-    probs = sorted_logits.softmax(-1)
-    drop_sorted = probs.cumsum(-1) - probs > top_p  # the best token is never dropped
-    drop = torch.zeros_like(drop_sorted).scatter_(1, order, drop_sorted)
-    return logits.masked_fill(drop, float("-inf"))
+    vocab = logits.shape[-1]
+    k = min(vocab, _TOP_P_CANDIDATES)
+    best, order = logits.topk(k, dim=-1)
+    probs = (best - logits.logsumexp(-1, keepdim=True)).exp()
+    before = probs.cumsum(-1) - probs  # probability of the better tokens before each one
+    if k < vocab and not bool((before[:, -1:] > top_p).all()):
+        best, order = logits.sort(-1, descending=True)  # some nucleus is wider than the candidates
+        probs = (best - logits.logsumexp(-1, keepdim=True)).exp()
+        before = probs.cumsum(-1) - probs
+    keep_sorted = before <= top_p  # the best token is always kept
+    keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, order, keep_sorted)
+    return logits.masked_fill(~keep, float("-inf"))

@@ -126,6 +126,7 @@ def _engine_max_len(llm: Any) -> int | None:
     """The engine's context length (``llm_engine.model_config`` or ``llm_engine.vllm_config.model_config``
     ``.max_model_len``), None if this vLLM keeps it elsewhere."""
     engine = getattr(llm, "llm_engine", None)
-    config = getattr(engine, "model_config", None) or getattr(getattr(engine, "vllm_config", None), "model_config", None)
+    vllm_config = getattr(engine, "vllm_config", None)
+    config = getattr(engine, "model_config", None) or getattr(vllm_config, "model_config", None)
     value = getattr(config, "max_model_len", None)
     return int(value) if value else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import ConfigError
-from ..spec import ExecutorSettings
+from ..spec_executor import ExecutorSettings
 from .base import Executor, Resources, RunTask, resources_for
 
 KINDS = ("local", "slurm", "ray")

@@ -5,7 +5,7 @@ and calls ``on_outcome(status)`` in the driver process as each run ends, with th
 final ``status.json`` content (state done or failed) or a ``busy`` outcome (a live
 worker elsewhere holds the run; the driver waits for it). A worker that dies without
 recording anything (killed, out of memory, node lost) is turned into a failed status by
-the executor, through ``execute.record_lost_worker``.
+the executor, through ``run_folder.record_lost_worker``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..spec import ExecutorSettings
+from ..spec_executor import ExecutorSettings
 
 OutcomeFn = Callable[[dict[str, Any]], None]
 TickFn = Callable[[], None]

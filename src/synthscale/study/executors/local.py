@@ -21,7 +21,9 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from ..execute import execute_run, record_lost_worker
+from ...devices import visible_gpus
+from ..execute import execute_run
+from ..run_folder import record_lost_worker
 from .base import Executor, OutcomeFn, RunTask, TickFn, cpu_cores, signal_reason
 
 POLL_S = 0.5
@@ -150,17 +152,3 @@ def _worker_main(conn: Connection, env: dict[str, str], threads: int, claim_sett
             conn.send_bytes(json.dumps(status, default=str).encode())
         except (BrokenPipeError, OSError):
             return
-
-
-def visible_gpus() -> list[str]:
-    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries ([] without CUDA)."""
-    try:
-        import torch
-    except ImportError:
-        return []
-    if not torch.cuda.is_available():
-        return []
-    n = torch.cuda.device_count()
-    parent = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-    return parent[:n] if parent else [str(i) for i in range(n)]
-

@@ -17,9 +17,11 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from ...devices import visible_gpus
 from ...errors import ConfigError, MissingDependencyError
-from ..execute import execute_run, record_lost_worker
-from ..spec import RaySettings
+from ..execute import execute_run
+from ..run_folder import record_lost_worker
+from ..spec_executor import RaySettings
 from .base import Executor, OutcomeFn, Resources, RunTask, TickFn, cpu_cores
 
 POLL_S = 0.5
@@ -90,8 +92,6 @@ class RayExecutor(Executor):
         """The resources to ask for; a local instance caps them at this machine's size."""
         if not local:
             return res
-        from .local import visible_gpus
-
         return Resources(gpus=min(res.gpus, len(visible_gpus())), cpus=min(res.cpus, cpu_cores()),
                          mem_gb=res.mem_gb, time_min=res.time_min)
 

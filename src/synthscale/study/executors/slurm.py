@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError, MissingDependencyError
-from ..execute import execute_run, record_lost_worker
-from ..spec import SlurmSettings
+from ..execute import execute_run
+from ..run_folder import record_lost_worker
+from ..spec_executor import SlurmSettings
 from .base import Executor, OutcomeFn, Resources, RunTask, TickFn
 
 POLL_S = 2.0
