@@ -35,7 +35,10 @@ def test_every_run_of_every_profile_is_accepted_by_the_trainer(profile):
     assert budget_problems(spec_of(profile)) == []
 
 
-@pytest.mark.parametrize("profile", list(PROFILES))
+SCALE_MODELS = ("quick", "default", "full")  # the scale models of the paper's data-scaling study
+
+
+@pytest.mark.parametrize("profile", SCALE_MODELS)
 def test_profiles_have_two_seeds_and_read_five_or_more_budgets_off_one_wsd_run(profile):
     spec = spec_of(profile, seed=3)
     assert spec.seeds == [3, 4]
@@ -70,3 +73,16 @@ def test_full_profile_adds_sizes_the_ratio_grid_and_reaches_100_tokens_per_param
     assert ratios == [0.0, 0.1, 0.2, 0.333, 0.5, 0.667, 1.0]
     assert max(per_param(spec, m)[1] for m in spec.models) >= 100.0
     assert min(per_param(spec, m)[0] for m in spec.models) <= 1.0
+
+
+def test_collapse_profile_generates_hq_and_textbook_inside_the_study_over_three_rounds():
+    spec = spec_of("collapse")
+    kinds = spec.corpora.synthetic
+    assert set(kinds) == {"hq", "textbook"} and spec.seeds == [0, 1]
+    assert {k: s.paper_style() for k, s in kinds.items()} == {"hq": "rephrase", "textbook": "generate"}
+    for source in kinds.values():
+        assert source.path is None and source.generate.backend == "toyworld"
+        assert source.generate.rounds.n == 3 and source.generate.rounds.mode == "accumulate"
+    assert kinds["textbook"].generate.topics.endswith("topics.txt") and kinds["hq"].generate.topics is None
+    assert {p.name for p in recipe_points(spec)} == {"natural", "hq@0.333", "textbook@0.333"}
+

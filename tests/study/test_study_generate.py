@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from synthscale.corpus import read_documents
 from synthscale.errors import ConfigError
 from synthscale.study.generation import GENERATED_DIR, count_params
 from synthscale.study.runner import plan_study, run_study
 from synthscale.study.spec import load_spec, parse_spec
+from synthscale.toyworld import write_topics
 
 from tests.study.tiny import tiny_world  # noqa: F401 (fixture)
 
@@ -162,3 +164,17 @@ def test_collapse_round_with_a_trained_and_exported_model(tiny_world, tmp_path: 
     # a rerun trains and generates nothing again
     again = run_study(spec, tmp_path / "study", progress=False, threads=1, workers=1)
     assert again.trained == 0 and again.complete
+
+
+def test_a_textbook_kind_is_generated_from_a_topics_file(tiny_world, tmp_path: Path) -> None:  # noqa: F811
+    """`generate: {topics: FILE, style: textbook}`: round 0 is written from the topics, not from documents."""
+    topics = write_topics(tiny_world.world, tmp_path / "topics.txt")
+    n_topics = len(topics.read_text().splitlines())
+    gen = {"topics": str(topics), "style": "textbook", "backend": "toyworld", "model": str(tiny_world.world),
+           "chunk_tokens": 0, "gates": "off"}
+    spec, _ = load_spec(_spec(tmp_path, tiny_world, gen))
+    plan_study(spec, tmp_path / "study", progress=False)
+    (folder,) = list((tmp_path / "study" / "prepared" / GENERATED_DIR).iterdir())
+    docs = list(read_documents(folder / "corpus.jsonl.gz"))
+    assert len(docs) == n_topics and all(d.id.startswith("textbook/") and d.style == "textbook" for d in docs)
+    assert json.loads((folder / "generation.json").read_text())["input_path"] == str(topics)

@@ -1,9 +1,10 @@
 """`synthscale demo`: build toyworld, run the study on it, write the report.
 
-Three profiles: ``quick`` (the default's shape, smaller, for tests), ``default`` (the
+Four profiles: ``quick`` (the default's shape, smaller, for tests), ``default`` (the
 protocol's recipes, 2 seeds, 7 budgets from 1 to 50 tokens per non-embedding parameter,
-about 3.5 minutes on an idle 2-core CPU) and ``full`` (three model sizes and the paper's
-ratio grid; about 2 hours). The demo writes an ordinary study spec (``OUT/study.yaml``) and
+about 3.5 minutes on an idle 2-core CPU), ``full`` (three model sizes and the paper's
+ratio grid; about 2 hours) and ``collapse`` (hq and textbook generated inside the study,
+3 collapse rounds, finding 7; a few minutes). The demo writes an ordinary study spec (``OUT/study.yaml``) and
 runs it like any other study, so every output can be rerun and inspected with the same
 commands.
 """
@@ -46,6 +47,7 @@ class DemoProfile:
     schedule: str = "cosine"
     warmup_frac: float | None = None
     decay_frac: float | None = None
+    rounds: int = 0  # > 0: the synthetic kinds are generated inside the study, with this many collapse rounds
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -81,7 +83,18 @@ PROFILES: dict[str, DemoProfile] = {
         ratios=["1/10", "1/5", "1/3", "1/2", "2/3", "1"], eval_tokens=16384, bootstrap=200,
         **{**_WSD, "warmup_frac": 0.005},  # 24 warmup steps, as the default: the 48-step budget's branch starts after
     ),
+    # collapse (finding 7) in miniature: hq and textbook generated inside the study by the toyworld backend
+    # (round 0), then twice by a cpu-pico trained in the round before (rounds 1 and 2: it continues the
+    # same natural seed documents); natural, hq@1/3 and textbook@1/3, 3 budgets, 2 seeds per round
+    "collapse": DemoProfile(
+        toyworld={"size": "small"}, models=["cpu-pico"], budgets=[24576, 49152, 98304], ratios=["1/3"],
+        kinds=("hq", "textbook"), eval_tokens=8192, bootstrap=50, rounds=3, **_WSD,
+    ),
 }
+
+# collapse rounds > 0: the trained model continues this many words of each of this many seed documents
+COLLAPSE_SEED_DOCS, COLLAPSE_PREFIX, COLLAPSE_TOKENS = 400, 24, 96
+TOPICS_FILE = "topics.txt"  # the world's topic catalogue, one per line (the collapse profile's textbook topics)
 
 
 def _spec_path_text(path: Path, base: Path | None) -> str:
@@ -109,12 +122,18 @@ def demo_spec(profile: DemoProfile, corpora, seed: int, base: Path | None = None
     def where(path: Path) -> str:
         return _spec_path_text(path, base)
 
+    synthetic = {k: {"path": where(corpora.synthetic[k]), "style": TOYWORLD_STYLES[k]} for k in profile.kinds}
+    if profile.rounds:
+        topics = where(corpora.root / TOPICS_FILE)
+        synthetic = {k: {"style": TOYWORLD_STYLES[k],
+                         "generate": _collapse_generation(k, where(corpora.world), topics, profile.rounds)}
+                     for k in profile.kinds}
     return {
         "name": "toyworld_demo",
         "seed": seed,
         "corpora": {
             "natural": where(corpora.natural),
-            "synthetic": {k: {"path": where(corpora.synthetic[k]), "style": TOYWORLD_STYLES[k]} for k in profile.kinds},
+            "synthetic": synthetic,
         },
         "eval": {d: where(p) for d, p in sorted(corpora.eval.items())},
         "tokenizer": {"vocab_size": profile.vocab_size},
@@ -132,6 +151,17 @@ def demo_spec(profile: DemoProfile, corpora, seed: int, base: Path | None = None
         "evaluation": {"max_tokens_per_domain": profile.eval_tokens},
         "analysis": {"bootstrap": profile.bootstrap},
     }
+
+
+def _collapse_generation(kind: str, world: str, topics: str, rounds: int) -> dict[str, Any]:
+    """The generate block of a collapse-profile kind: toyworld writes round 0 (hq from natural documents,
+    textbook from the world's topic catalogue), a model trained in round k writes round k+1 (continuing the
+    same natural seed documents), the rounds accumulating."""
+    return {"from": "natural", **({"topics": topics} if TOYWORLD_STYLES[kind] == "generate" else {}),
+            "style": kind, "backend": "toyworld", "model": world, "gates": "off",
+            "chunk_tokens": 0, "max_docs": COLLAPSE_SEED_DOCS,
+            "rounds": {"n": rounds, "mode": "accumulate", "prefix_tokens": COLLAPSE_PREFIX,
+                       "max_tokens": COLLAPSE_TOKENS}}
 
 
 def _profile(profile: str) -> DemoProfile:
@@ -160,10 +190,12 @@ def run_demo(out: str | Path, profile: str = "default", seed: int = 0, progress:
     A relative OUT is taken from the current folder (like any CLI path); the study folder
     OUT/study is passed to the runner directly, not through the spec.
     """
-    from ..toyworld import ToyworldConfig, build_toyworld
+    from ..toyworld import ToyworldConfig, build_toyworld, write_topics
 
     prof = _profile(profile)
     out = Path(out)
     corpora = build_toyworld(out / "toyworld", ToyworldConfig.preset(seed=seed, **prof.toyworld))
+    if prof.rounds:
+        write_topics(corpora.world, corpora.root / TOPICS_FILE)
     spec, _ = load_spec(write_demo_spec(out, corpora, profile, seed))
     return run_study(spec, out / "study", progress=progress)

@@ -103,6 +103,7 @@ def generate_variant(spec: StudySpec, kind: str, source: SyntheticSource, gen: G
     where = f"corpora.synthetic.{kind}.generate"
     fields = (spec.corpora.natural.text_field, spec.corpora.natural.id_field) if g.from_ == NATURAL \
         else (source.text_field, source.id_field)
+    topics = g.topics if input_path is None else None  # collapse rounds > 0 continue documents, not topics
     if input_path is not None:
         fields = ("text", "id")
     input_path = input_path or (spec.corpora.natural.path if g.from_ == NATURAL else g.from_)
@@ -118,7 +119,7 @@ def generate_variant(spec: StudySpec, kind: str, source: SyntheticSource, gen: G
     if g.target_tokens is not None and use_tokenizer is None:
         raise ConfigError(f"{where}.target_tokens: counting tokens needs the study's tokenizer")
     settings = {
-        "input": corpus_fingerprint(input_path), "fields": list(fields), "style": style,
+        "input": corpus_fingerprint(topics or input_path), "fields": list(fields), "style": style,
         "style_files": {Path(f).name: sha256_file(f) for f in style_files},
         "backend": gen.backend, "model": gen.model, "options": gen.options, "sampling": sampling,
         "target_tokens": g.target_tokens, "max_docs": g.max_docs, "gates": g.gates.model_dump(),
@@ -127,11 +128,12 @@ def generate_variant(spec: StudySpec, kind: str, source: SyntheticSource, gen: G
     }
     folder = prep / GENERATED_DIR / stable_hash(settings, 16)
     folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / GENERATION_FILE, {**settings, "input_path": input_path})
+    write_json(folder / GENERATION_FILE, {**settings, "input_path": topics or input_path})
     if progress:
         print(f"generate {kind}{f' ({gen.name})' if gen.name else ''}{f' round {round_}' if round_ else ''}: "
               f"{style} with {gen.backend} into {folder}", file=sys.stderr, flush=True)
-    job_args = dict(style=style, input=input_path, style_files=style_files, seed=seed, sampling=sampling,
+    job_args = dict(style=style, input=None if topics else input_path, topics=topics, style_files=style_files,
+                    seed=seed, sampling=sampling,
                     max_docs=g.max_docs, target_tokens=g.target_tokens, tokenizer=use_tokenizer, chunk_tokens=chunk,
                     batch_size=g.batch_size, text_field=fields[0], id_field=fields[1])
     try:

@@ -302,6 +302,8 @@ def resolve_paths(spec: StudySpec, base: Path) -> StudySpec:
             if gen["from"] != "natural":
                 gen["from"] = absolute(gen["from"])
             gen["style_files"] = [absolute(f) for f in gen["style_files"]]
+            if gen.get("topics"):
+                gen["topics"] = absolute(gen["topics"])
             for g in gen["generators"] or [gen]:
                 if g.get("model") and (base / g["model"]).exists():  # a local model folder or world.json
                     g["model"] = absolute(g["model"])

@@ -69,6 +69,8 @@ class GenerateSpec(Strict):
 
     from_: str = Field("natural", alias="from", description="'natural' (the study's natural corpus) or a "
                        "corpus path")
+    topics: str | None = Field(None, description="a topics file (one topic per line) for generate styles "
+                               "(textbooks): round 0 is written from the topics instead of `from`'s documents")
     style: str = Field(description="a generation style (hq, qa, easy, hard, textbook-..., or one of style_files)")
     style_files: list[str] = Field(default_factory=list)
     backend: str | None = Field(None, description="one generator: its backend (or list `generators`)")

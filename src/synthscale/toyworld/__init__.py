@@ -9,9 +9,11 @@ held-out eval domains. See docs/toyworld.md. Importing this package registers th
 from .backend import ToyworldBackend
 from .build import ToyworldCorpora, build_toyworld, build_toyworld_command
 from .config import SIZES, TOYWORLD_VERSION, ToyworldConfig, load_toyworld_config
+from .textbook import write_topics
 from .world import Entity, Fact, World, make_world
 
 __all__ = [
     "ToyworldBackend", "ToyworldConfig", "ToyworldCorpora", "build_toyworld", "build_toyworld_command",
     "load_toyworld_config", "SIZES", "TOYWORLD_VERSION", "World", "Entity", "Fact", "make_world",
+    "write_topics",
 ]

@@ -15,6 +15,9 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._io import atomic_write_text
 
 from .config import ToyworldConfig
 from .natural import NaturalWriter
@@ -49,6 +52,13 @@ class Topic:
     kind: str   # "region" | "guild" | "family" | "relation"
     key: str    # entity id, or relation name
     text: str   # the topic as a prompt would name it
+
+
+def write_topics(world_file: str | Path, out: str | Path) -> Path:
+    """Write the topic catalogue of the world in ``world_file`` to ``out``, one topic per line (atomically)."""
+    text = "".join(t.text + "\n" for t in topic_catalogue(World.load(world_file)))
+    atomic_write_text(Path(out), text)
+    return Path(out)
 
 
 def topic_catalogue(world: World) -> list[Topic]:
