@@ -178,3 +178,25 @@ def test_a_textbook_kind_is_generated_from_a_topics_file(tiny_world, tmp_path: P
     docs = list(read_documents(folder / "corpus.jsonl.gz"))
     assert len(docs) == n_topics and all(d.id.startswith("textbook/") and d.style == "textbook" for d in docs)
     assert json.loads((folder / "generation.json").read_text())["input_path"] == str(topics)
+
+
+@pytest.mark.parametrize("executor", ["ray", "slurm"])
+def test_a_generate_block_splits_over_workers_on_the_studys_executor(tiny_world, tmp_path: Path,  # noqa: F811
+                                                                     executor) -> None:
+    """`workers: 2` runs the parts on the generate block's executor (Ray: a local instance; Slurm: submitit's
+    local executor), and the corpus holds the same documents as one worker's."""
+    pytest.importorskip(executor if executor == "ray" else "submitit")
+    one, _ = load_spec(_spec(tmp_path / "one", tiny_world, GEN))
+    plan_study(one, tmp_path / "one" / "study", progress=False)
+    raw = yaml.safe_load(_spec(tmp_path / "split", tiny_world, {**GEN, "workers": 2, "executor": executor}).read_text())
+    raw["executor"] = {"slurm": {"cluster": "local"}}
+    path = tmp_path / "split" / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    split, _ = load_spec(path)
+    plan_study(split, tmp_path / "split" / "study", progress=False)
+    (a,), (b,) = ([*(root / "study" / "prepared" / GENERATED_DIR).iterdir()] for root in (tmp_path / "one",
+                                                                                         tmp_path / "split"))
+    assert sorted((b / "parts").iterdir())  # it ran in parts
+    assert json.loads((b / "summary.json").read_text())["workers"]["executor"] == executor
+    docs = {d.id: d.text for d in read_documents(a / "corpus.jsonl.gz")}
+    assert {d.id: d.text for d in read_documents(b / "corpus.jsonl.gz")} == docs and len(docs) == 40

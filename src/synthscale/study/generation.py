@@ -137,7 +137,7 @@ def generate_variant(spec: StudySpec, kind: str, source: SyntheticSource, gen: G
                     max_docs=g.max_docs, target_tokens=g.target_tokens, tokenizer=use_tokenizer, chunk_tokens=chunk,
                     batch_size=g.batch_size, text_field=fields[0], id_field=fields[1])
     try:
-        summary = _run(folder, gen, g, job_args, progress)
+        summary = _run(folder, gen, g, job_args, progress, spec)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
     if not summary.get("written"):
@@ -153,9 +153,10 @@ def generate_variant(spec: StudySpec, kind: str, source: SyntheticSource, gen: G
                    path=str(corpus), round=round_, params=params, flops_per_token=flops, folder=str(folder))
 
 
-def _run(folder: Path, gen: GeneratorSpec, g: GenerateSpec, job_args: dict[str, Any], progress: bool
-         ) -> dict[str, Any]:
-    """The generation itself: one resumable job in this process, or ``g.workers`` local workers."""
+def _run(folder: Path, gen: GeneratorSpec, g: GenerateSpec, job_args: dict[str, Any], progress: bool,
+         spec: StudySpec) -> dict[str, Any]:
+    """The generation itself: one resumable job in this process, or ``g.workers`` workers on the generate
+    block's executor (default: the study's executor kind, with its Ray address or Slurm settings)."""
 
     gates = g.gates
     if g.workers > 1:
@@ -172,7 +173,12 @@ def _run(folder: Path, gen: GeneratorSpec, g: GenerateSpec, job_args: dict[str, 
                    "max_repetition": gates.max_repetition, "min_words": gates.min_words, **gen.options,
                    "progress": False}
         _register_backends()
-        return generate_with_workers(options, executor="local", workers=g.workers, progress=progress)
+        executor = g.executor or spec.executor.kind
+        slurm = spec.executor.slurm
+        slurm_params = {"cluster": slurm.cluster, **({"slurm_partition": slurm.partition} if slurm.partition else {}),
+                        **({"slurm_account": slurm.account} if slurm.account else {})}
+        return generate_with_workers(options, executor=executor, workers=g.workers, progress=progress,
+                                     ray_address=spec.executor.ray.address, slurm=slurm_params)
     job = GenerateJob(out=str(folder), gates=gate_config(gates.action, gates.truncated, gates.language,
                                                          gates.near_copy, gates.max_repetition, gates.min_words),
                       **job_args)

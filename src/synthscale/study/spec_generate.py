@@ -85,7 +85,11 @@ class GenerateSpec(Strict):
     target_tokens: int | None = Field(None, ge=1, description="stop once this many training tokens are written")
     max_docs: int | None = Field(None, ge=1, description="use at most this many input documents")
     gates: GateSpec = Field(default_factory=GateSpec)
-    workers: int = Field(1, ge=1, description="generate on this many local worker processes")
+    workers: int = Field(1, ge=1, description="split the generation over this many workers (parts by document "
+                         "id hash, generate/workers.py)")
+    executor: Literal["local", "ray", "slurm"] | None = Field(
+        None, description="where the workers run; the study's executor.kind when omitted (Ray: executor.ray's "
+        "address; Slurm: executor.slurm's cluster, partition and account)")
     chunk_tokens: int | None = Field(None, ge=0, description="split documents into chunks of about this many "
                                      "tokens (0: whole documents); generate's default when omitted")
     batch_size: int = Field(32, ge=1)
