@@ -146,3 +146,21 @@ def test_other_forms_recover_noise_free_laws(form, variables):
     fit = fit_law(LawData(loss=loss, **x), form)
     for name in f.natural_names():
         assert fit.params[name] == pytest.approx(truth[name], rel=2e-3, abs=2e-3), name
+
+
+def test_one_run_per_stratum_gives_no_interval_rather_than_a_zero_width_one():
+    """With one run in each stratum (WSD, one seed: one run reads every budget) every resample is the data
+    itself: no interval, and why; with two seeds the runs resample and give one."""
+    from synthscale.laws import analyze_results
+    from synthscale.laws.simulate import simulate_results
+
+    laws = {"natural": {"E": 2.0, "B": 40.0, "beta": 0.3}, "hq@0.333": {"E": 1.9, "B": 40.0, "beta": 0.3}}
+    table = simulate_results(laws, budgets=[2**k * 1000 for k in range(6)], seeds=2, noise=0.01, seed=3)
+    table["run_id"] = table["recipe"] + "-s" + table["seed"].astype(str)  # one run per (recipe, seed), as WSD
+    one_seed = analyze_results(table[table["seed"] == table["seed"].min()], bootstrap=40, seed=0)
+    fit = next(f for f in one_seed["fits"] if f["recipe"] == "natural")
+    assert fit["params"]["E"]["ci"] is None and "one seed" in fit["ci_note"]
+    two_seeds = analyze_results(table, bootstrap=40, seed=0)
+    fit = next(f for f in two_seeds["fits"] if f["recipe"] == "natural")
+    lo, hi = fit["params"]["E"]["ci"]
+    assert lo < hi and fit["ci_note"] is None

@@ -178,6 +178,9 @@ def ci_note(fit: LawFit) -> str | None:
         return "no bootstrap was run (analysis.bootstrap = 0); set it to 200 or more for intervals"
     if fit.valid_boot_thetas() is not None:
         return None
+    if fit.boot_degenerate:
+        return ("every resample of the runs is the data itself (one run reads every budget: one seed of a "
+                "WSD study), so there is no interval; 2+ seeds per condition give one")
     return (f"only {fit.n_boot_valid} of {len(fit.boot_thetas)} resamples of the runs could be refitted "
             f"(a resample that drops a budget the law needs cannot be fitted); more budgets or 2+ seeds "
             f"per condition give an interval")

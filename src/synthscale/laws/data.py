@@ -110,6 +110,16 @@ class LawData:
         return cls(**arrays, columns=columns, source=source)
 
 
+def resamples_are_the_data(data: LawData) -> bool:
+    """True when every stratum holds one group (run) only: each resample of ``resample_weights`` is then the
+    data itself, and bootstrap replicates say nothing about uncertainty (e.g. a study with one seed)."""
+    if data.groups is None:
+        return data.n_points <= 1
+    strata = data.strata if data.strata is not None else np.zeros(data.n_points, dtype=int).astype(str)
+    keys = pd.DataFrame({"stratum": np.asarray(strata).astype(str), "group": np.asarray(data.groups).astype(str)})
+    return bool((keys.groupby("stratum")["group"].nunique() <= 1).all())
+
+
 def resample_weights(data: LawData, n: int, rng: np.random.Generator) -> np.ndarray:
     """Point weights [n, points] of ``n`` run-level resamples (with replacement, per stratum)."""
     groups = data.groups if data.groups is not None else np.arange(data.n_points).astype(str)

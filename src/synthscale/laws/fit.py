@@ -10,7 +10,8 @@ import numpy as np
 
 from synthscale.errors import ConfigError
 from synthscale.laws._json import json_ready
-from synthscale.laws.data import FitError, LawData, check_identifiable, identifiable_rows, resample_weights
+from synthscale.laws.data import (FitError, LawData, check_identifiable, identifiable_rows, resample_weights,
+                                  resamples_are_the_data)
 from synthscale.laws.forms import Form, get_form
 from synthscale.laws.objective import LOSSES, REDUCTIONS, LogLossObjective, ProblemSet
 from synthscale.laws.optimize import minimize_problems, polish
@@ -61,6 +62,8 @@ class LawFit:
     boot_thetas: np.ndarray | None = None  # [B, P]; NaN rows: replicate not identifiable
     holdout: dict | None = None
     verdict: Verdict | None = None  # whether the data support the law (laws/verdict.py)
+    # every resample of the runs is the data itself (one run in each stratum, e.g. one seed): no interval
+    boot_degenerate: bool = False
 
     @property
     def params(self) -> dict[str, float]:
@@ -73,8 +76,8 @@ class LawFit:
         return 0 if self.boot_thetas is None else int(np.isfinite(self.boot_thetas).all(axis=1).sum())
 
     def valid_boot_thetas(self) -> np.ndarray | None:
-        """The usable bootstrap replicates [B', P], or None when too few for an interval."""
-        if self.boot_thetas is None or self.n_boot_valid < MIN_VALID_REPLICATES:
+        """The usable bootstrap replicates [B', P], or None when too few, or all the same, for an interval."""
+        if self.boot_thetas is None or self.n_boot_valid < MIN_VALID_REPLICATES or self.boot_degenerate:
             return None
         return self.boot_thetas[np.isfinite(self.boot_thetas).all(axis=1)]
 
@@ -227,6 +230,7 @@ def fit_laws(
             columns=dict(data.columns),
             boot_thetas=None if boots is None else boots[j],
             holdout=reports[j],
+            boot_degenerate=boots is not None and resamples_are_the_data(data),
         )
         verdict = judge_fit(
             form,
