@@ -19,6 +19,7 @@ import yaml
 
 from .._io import atomic_write_text
 from ..errors import ConfigError
+from ..toyworld import ToyworldConfig, build_toyworld, write_topics
 from .runner import StudyOutcome, run_study
 from .spec import load_spec
 
@@ -190,7 +191,6 @@ def run_demo(out: str | Path, profile: str = "default", seed: int = 0, progress:
     A relative OUT is taken from the current folder (like any CLI path); the study folder
     OUT/study is passed to the runner directly, not through the spec.
     """
-    from ..toyworld import ToyworldConfig, build_toyworld, write_topics
 
     prof = _profile(profile)
     out = Path(out)

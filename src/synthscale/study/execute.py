@@ -14,6 +14,7 @@ cannot record anything itself; its executor then calls ``record_lost_worker``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -24,6 +25,12 @@ from typing import Any
 
 from .._io import read_json, sha256_file, write_json
 from ..errors import RunError, SynthscaleError
+from ..evaluate import evaluate_model, load_eval_set
+from ..model.checkpoint import load_model
+from ..model.llama import ModelConfig
+from ..tokens import MixtureStream
+from ..train import TrainConfig, train
+from ..train.distributed import torchrun_command
 from . import claims
 from .artifacts import FINAL_CHECKPOINT, checkpoint_record
 from .run_folder import (
@@ -155,9 +162,6 @@ def train_and_evaluate(config: dict, run_dir: Path, threads: int | None, device:
     """Train the run described by ``config`` and evaluate it on its eval sets (no claim, no status)."""
     import torch
 
-    from ..evaluate import evaluate_model, load_eval_set
-    from ..model.llama import ModelConfig
-    from ..train import train
 
     settings = config["settings"]
     train_cfg = run_train_config(config, threads, device)
@@ -197,8 +201,6 @@ def reevaluate_run(config: dict, run_dir: Path, threads: int | None, device: str
     """
     import torch
 
-    from ..evaluate import evaluate_model, load_eval_set
-    from ..model.checkpoint import load_model
 
     settings = config["settings"]
     train_cfg = run_train_config(config, threads, device)
@@ -222,23 +224,18 @@ def reevaluate_run(config: dict, run_dir: Path, threads: int | None, device: str
 def run_train_config(config: dict, threads: int | None, device: str | None):
     """The run's TrainConfig from its ``config.json``, with the executor's threads and device.
 
-    ``threads`` (None: the config's) and ``device`` (None: CUDA when visible, else CPU) are
-    runtime fields: they change speed, not the numbers (see TrainConfig.RUNTIME_FIELDS).
+    ``threads`` (None: the config's) and ``device`` (None: the config's, where "auto" is CUDA when
+    visible, else CPU, on the machine the run executes on) are runtime fields: they change speed, not
+    the numbers (see TrainConfig.RUNTIME_FIELDS).
     """
-    import torch
 
-    from ..train import TrainConfig
-
-    fields = dict(config["settings"]["train"])
-    if threads is not None:
-        fields["threads"] = threads
-    fields["device"] = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return TrainConfig.from_dict(fields)
+    cfg = TrainConfig.from_dict(config["settings"]["train"])
+    return dataclasses.replace(cfg, threads=cfg.threads if threads is None else threads,
+                               device=device or cfg.resolved_device())
 
 
 def run_stream(config: dict, train_cfg):
     """The run's training data: the mixture of its token shards (a restartable MixtureStream)."""
-    from ..tokens import MixtureStream
 
     shards = config["data"]["shards"]
     return MixtureStream(sources={k: list(v) for k, v in shards.items()},
@@ -278,7 +275,6 @@ def _train_with_torchrun(run_dir: Path, nproc: int, threads: int | None) -> tupl
     The ranks train one model together (the trainer's DDP: one GPU each, or gloo on CPU);
     rank 0 writes ``rank_result.json``, which becomes this run's summary and evaluation.
     """
-    from ..train.distributed import torchrun_command
 
     result_path = run_dir / "rank_result.json"
     result_path.unlink(missing_ok=True)

@@ -15,8 +15,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .._io import read_json, write_json
 from ..errors import ConfigError, RunError
 from ..model.ladder import model_config
@@ -37,8 +35,8 @@ def train_command(out: str, data: list[str], *, weights: list[str] | None = None
     - ``data``: ``NAME=PREFIX[,PREFIX...]`` token shards per source; ``weights``:
       ``NAME=FRACTION`` of training tokens (default: equal).
     - ``settings``: the run's TrainConfig fields (``tokens`` required; ``batch_size`` and
-      ``lr`` omitted or None for the ladder rules of the model's size; ``device`` default:
-      CUDA when visible, else CPU).
+      ``lr`` omitted or None for the ladder rules of the model's size; ``device`` default
+      "auto": CUDA when visible, else CPU).
     - Model: the ladder rung ``model``, or the shape of the HF Llama folder ``hf_config``
       (fresh weights), or the shape and weights of ``init_from_hf`` (continued training).
     - ``eval_sets``: ``NAME=PATH`` saved eval sets, evaluated at the end and at each budget.
@@ -46,7 +44,6 @@ def train_command(out: str, data: list[str], *, weights: list[str] | None = None
     """
     if nproc < 1:
         raise ConfigError(f"nproc: expected a positive integer, got {nproc}")
-    settings.setdefault("device", "cuda" if torch.cuda.is_available() else "cpu")
     settings = TrainConfig(**settings)
     if settings.tokens is None:
         raise ConfigError("tokens: the run's token budget is required")
@@ -56,7 +53,7 @@ def train_command(out: str, data: list[str], *, weights: list[str] | None = None
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_same_run(run_dir / CONFIG_FILE, config)
     write_json(run_dir / CONFIG_FILE, config)
-    status = execute_run(run_dir, threads=settings.threads or None, device=settings.device, nproc=nproc,
+    status = execute_run(run_dir, threads=settings.threads or None, device=None, nproc=nproc,
                          progress=progress, capture_output=False, retry_failed=True)
     if status.get("state") != DONE:
         raise RunError(f"{run_dir}: the run {status.get('state')}: {status.get('error') or status.get('holder', '')}"
