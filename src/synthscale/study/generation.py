@@ -160,7 +160,6 @@ def _run(folder: Path, gen: GeneratorSpec, g: GenerateSpec, job_args: dict[str, 
 
     gates = g.gates
     if g.workers > 1:
-
         sampling = dict(job_args.pop("sampling"))
         stop = sampling.pop("stop", [])
         unknown = [k for k in sampling if k not in ("temperature", "top_p", "top_k", "max_tokens",
@@ -172,7 +171,6 @@ def _run(folder: Path, gen: GeneratorSpec, g: GenerateSpec, job_args: dict[str, 
                    "truncated": gates.truncated, "language": gates.language, "near_copy": gates.near_copy,
                    "max_repetition": gates.max_repetition, "min_words": gates.min_words, **gen.options,
                    "progress": False}
-        _register_backends()
         executor = g.executor or spec.executor.kind
         slurm = spec.executor.slurm
         slurm_params = {"cluster": slurm.cluster, **({"slurm_partition": slurm.partition} if slurm.partition else {}),
@@ -186,22 +184,15 @@ def _run(folder: Path, gen: GeneratorSpec, g: GenerateSpec, job_args: dict[str, 
         return run_generation(job, backend, progress=progress)
 
 
-def _register_backends() -> None:
-    """Import the modules that register backends from outside generate (toyworld's)."""
-
-
 def build_backend(gen: GeneratorSpec):
     """The backend of ``gen``: built-in kinds from their typed config (options checked), others by name."""
-
     if gen.backend in BACKEND_CONFIGS:
         return backend_config(gen.backend, gen.options).build(gen.model)
-    _register_backends()
     return make_backend(gen.backend, gen.model, **gen.options)
 
 
 def _write_corpus(folder: Path) -> Path:
     """``folder/corpus.jsonl.gz``: the run's documents, rewritten only when its manifest changed."""
-
     corpus, stamp = folder / CORPUS_FILE, folder / CORPUS_STAMP
     key = sha256_file(folder / "manifest.json")
     try:
@@ -215,7 +206,7 @@ def _write_corpus(folder: Path) -> Path:
 
 
 def _first_generator(path: Path) -> str:
-
+    """The generator named by the first document of a corpus ("" when none)."""
     for doc in read_documents(path):
         return doc.generator or str(doc.meta.get("generator", ""))
     return ""

@@ -76,8 +76,6 @@ def _prepare_claim(prep: Path, heartbeat_s: float, stale_after_s: float, progres
 
 
 def _prepare(spec: StudySpec, prep: Path, progress: bool) -> PreparedData:
-
-
     # the tokenizer learns from the corpora given as files (generated ones do not exist yet: it counts
     # their target tokens); a study without generated kinds trains it on every training corpus, as before
     given: dict[str, Source] = {NATURAL: spec.corpora.natural,

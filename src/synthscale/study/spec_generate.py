@@ -104,7 +104,6 @@ class GenerateSpec(Strict):
     @field_validator("sampling")
     @classmethod
     def _known_sampling(cls, value: dict[str, Any]) -> dict[str, Any]:
-
         try:
             return check_sampling(value, "sampling")
         except ConfigError as e:
