@@ -18,11 +18,15 @@ from . import data, generate, models, study  # noqa: F401, I001 (each registers 
 from .app import _state, app
 
 
+INTERRUPTED = "interrupted; rerun the same command to continue"
+
+
 def main() -> None:
     """Console entry point: run the app, turning SynthscaleError into one line and exit code 2.
 
     Any other exception (a full disk, a permission denied, a bug) is one line too, with exit
-    code 1; `synthscale --debug ...` shows the traceback instead.
+    code 1; `synthscale --debug ...` shows the traceback instead. Ctrl-C exits with code 130
+    and says to rerun the same command (every long command resumes).
     """
     try:
         app()
@@ -32,8 +36,12 @@ def main() -> None:
         typer.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        typer.echo("interrupted; rerun the same command to continue", err=True)
+        typer.echo(INTERRUPTED, err=True)
         sys.exit(130)
+    except SystemExit as e:  # typer turns Ctrl-C into a silent exit 130 (typer.Exit raised from the interrupt)
+        if e.code == 130 and isinstance(getattr(e.__context__, "__cause__", None), KeyboardInterrupt):
+            typer.echo(INTERRUPTED, err=True)
+        raise
     except Exception as e:  # noqa: BLE001 (the last line of defence: no traceback without --debug)
         if _state["debug"]:
             raise
