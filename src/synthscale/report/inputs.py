@@ -21,11 +21,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .._io import read_json, read_table
 from ..errors import DamagedFileError, InputError
-from ..laws.results import NATURAL
+from ..laws.results import NATURAL, REQUIRED_COLUMNS
 
 M = TypeVar("M", bound=BaseModel)
 MEAN_DOMAIN = "mean"
-REQUIRED_COLUMNS = ("run_id", "recipe", "kind", "ratio", "model", "tokens", "domain", "loss")
 NUMERIC_COLUMNS = ("ratio", "tokens", "loss", "bpb", "params_total", "params_nonembedding", "train_flops",
                    "epochs_natural", "epochs_synthetic")
 
