@@ -8,6 +8,7 @@ from scipy.optimize import minimize
 
 from synthscale.errors import InputError
 from synthscale.laws import FitError, FitOptions, LawData, fit_law
+from synthscale.laws.data import distinct_resamples
 from synthscale.laws.fit import _objective
 from synthscale.laws.forms import get_form
 from synthscale.laws.simulate import simulate_points
@@ -164,3 +165,31 @@ def test_one_run_per_stratum_gives_no_interval_rather_than_a_zero_width_one():
     fit = next(f for f in two_seeds["fits"] if f["recipe"] == "natural")
     lo, hi = fit["params"]["E"]["ci"]
     assert lo < hi and fit["ci_note"] is None
+
+
+def test_an_interval_from_two_or_three_runs_is_marked_coarse_and_four_runs_give_a_real_one():
+    """Two WSD runs (seeds) allow 3 distinct resamples (each alone, both): the interval is kept but marked
+    as the spread between seeds (ci_caveat, in the fit and in its speedups); four runs allow 35."""
+    from synthscale.laws import analyze_results
+    from synthscale.laws.simulate import simulate_results
+
+    laws = {"natural": {"E": 2.0, "B": 40.0, "beta": 0.3}, "hq@0.333": {"E": 1.9, "B": 40.0, "beta": 0.3}}
+    table = simulate_results(laws, budgets=[2**k * 1000 for k in range(6)], seeds=4, noise=0.01, seed=3)
+    table["run_id"] = table["recipe"] + "-s" + table["seed"].astype(str)
+    two = analyze_results(table[table["seed"] < table["seed"].min() + 2], bootstrap=40, seed=0)
+    fit = next(f for f in two["fits"] if f["recipe"] == "natural")
+    assert fit["bootstrap"]["n_distinct"] == 3 and fit["params"]["E"]["ci"] is not None
+    assert "3 distinct resamples" in fit["ci_caveat"] and "not a 95% interval" in fit["ci_caveat"]
+    assert all(s["ci_caveat"] for s in two["speedups"] if s["ci"] is not None)
+    four = analyze_results(table, bootstrap=40, seed=0)
+    fit = next(f for f in four["fits"] if f["recipe"] == "natural")
+    assert fit["bootstrap"]["n_distinct"] == 35 and fit["ci_caveat"] is None
+
+
+@pytest.mark.parametrize("runs, expected", [([1], 1), ([2], 3), ([3], 10), ([4], 35), ([2, 2], 9), ([1, 3], 10)])
+def test_distinct_resamples_counts_the_multisets_of_runs_in_each_stratum(runs, expected):
+    groups = [f"s{i}-r{j}" for i, k in enumerate(runs) for j in range(k)]
+    strata = [f"s{i}" for i, k in enumerate(runs) for _ in range(k)]
+    data = LawData(loss=np.ones(len(groups)), tokens=np.arange(1.0, len(groups) + 1), groups=np.array(groups),
+                   strata=np.array(strata))
+    assert distinct_resamples(data) == expected

@@ -242,6 +242,21 @@ def test_finding2_needs_the_ci_lower_bound_above_one():
     assert decide(make_results(laws), make_analysis(laws, ci_rel=None))[2] == NOT_REPRODUCED
 
 
+def test_coarse_intervals_are_labelled_in_the_tables_and_the_findings(tmp_path):
+    """An interval from a few distinct resamples (laws' ci_caveat: 2 seeds) is shown, and said to be the spread
+    between seeds, under the fit and speedup tables and in findings 1 and 2; real intervals get no such words."""
+    caveat = "the runs allow only 3 distinct resamples (2-3 runs per condition), so an interval is the spread"
+    analysis = make_analysis()
+    for entry in (*analysis["fits"], *analysis["speedups"]):
+        entry["ci_caveat"] = caveat
+    text = write_report(tmp_path / "coarse", make_results(seeds=(0, 1)), analysis)["markdown"].read_text()
+    assert text.count("Coarse CI: " + caveat) == 2  # under the fit table and under the speedup table
+    finding2 = next(line for line in text.splitlines() if line.startswith("| 2 |"))
+    assert "(coarse: the spread between seeds)" in finding2
+    plain = write_report(tmp_path / "real", make_results(seeds=(0, 1)), make_analysis())["markdown"].read_text()
+    assert "Coarse CI" not in plain and "coarse:" not in plain
+
+
 def test_finding1_not_reproduced_when_rephrased_alone_is_faster():
     laws = {**PAPER_LIKE, "qa@1": ("qa", 1.0, 1.7, 60.0, 0.3)}
     assert decide(make_results(laws), make_analysis(laws))[1] == NOT_REPRODUCED

@@ -147,20 +147,29 @@ def study_validate(
 @app.command()
 def report(
     study_dir: Path = typer.Argument(..., help="A study folder (holds results.parquet/csv and analysis.json)."),
-    refit: bool = typer.Option(False, "--refit", help="Refit the laws (analysis.json) from the results table first."),
-    bootstrap: int = typer.Option(200, "--bootstrap", help="With --refit: bootstrap resamples for intervals."),
+    refit: bool = typer.Option(False, "--refit", help="Refit the laws (analysis.json) from the results table first: "
+                               "in a study folder with the study's analysis settings (spec.resolved.json), as "
+                               "`study run` does."),
+    bootstrap: Optional[int] = typer.Option(None, "--bootstrap", help="With --refit: bootstrap resamples for "
+                                            "intervals (default: the study's analysis.bootstrap, else 200)."),
 ) -> None:
     """(Re)write STUDY_DIR/report/report.md and report.html from the study's results."""
     from ..report import load_results, write_report
+    from ..study.runner import refit_study_report
 
     if not study_dir.is_dir():
         raise InputError("no such study folder", path=str(study_dir))
+    if refit and (study_dir / "spec.resolved.json").is_file():
+        html = refit_study_report(study_dir, bootstrap=bootstrap)
+        typer.echo(f"report: {html}\nmarkdown: {html.with_suffix('.md')}")
+        return
     df = None
     if refit:
         from ..laws import analyze_results, write_analysis
 
         df, _ = load_results(study_dir)
-        write_analysis(study_dir / "analysis.json", analyze_results(df, bootstrap=bootstrap))
+        analysis = analyze_results(df, bootstrap=200 if bootstrap is None else bootstrap)
+        write_analysis(study_dir / "analysis.json", analysis)
     paths = write_report(study_dir, results_df=df)
     typer.echo(f"report: {paths['html']}\nmarkdown: {paths['markdown']}")
 

@@ -168,6 +168,7 @@ def fit_fields(fit: LawFit) -> dict:
         "message": fit.message,
         "bootstrap": summary["bootstrap"],
         "ci_note": ci_note(fit),
+        "ci_caveat": ci_caveat(fit),
         "holdout": fit.holdout,
     }
 
@@ -184,6 +185,15 @@ def ci_note(fit: LawFit) -> str | None:
     return (f"only {fit.n_boot_valid} of {len(fit.boot_thetas)} resamples of the runs could be refitted "
             f"(a resample that drops a budget the law needs cannot be fitted); more budgets or 2+ seeds "
             f"per condition give an interval")
+
+
+def ci_caveat(fit: LawFit) -> str | None:
+    """What an interval from too few distinct resamples of the runs is (None when the intervals are real)."""
+    if not fit.coarse_intervals:
+        return None
+    return (f"the runs allow only {fit.boot_distinct} distinct resamples (2-3 runs per condition), so an "
+            f"interval is the spread of that many refits (with 2 seeds: each seed alone and both), not a 95% "
+            f"interval; 4+ seeds per condition give one")
 
 
 def failed_fields(err: Exception) -> dict:

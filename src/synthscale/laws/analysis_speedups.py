@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from synthscale.laws.analysis_fits import RecipeKey, ci_note
+from synthscale.laws.analysis_fits import RecipeKey, ci_caveat, ci_note
 from synthscale.laws.fit import LawFit
 from synthscale.laws.results import NATURAL
 from synthscale.laws.speedup import bounded_speedup, compute_factor, speedup_at_tokens
@@ -66,6 +66,7 @@ def speedup_rows(
                 **fields,
                 "law_verdict": law_verdict,
                 "ci_note": ci_note(fit) or ci_note(natural),
+                "ci_caveat": ci_caveat(fit) or ci_caveat(natural),
             }
             factor = None
             if flops is not None and gen is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,14 +112,20 @@ class LawData:
         return cls(**arrays, columns=columns, source=source)
 
 
-def resamples_are_the_data(data: LawData) -> bool:
-    """True when every stratum holds one group (run) only: each resample of ``resample_weights`` is then the
-    data itself, and bootstrap replicates say nothing about uncertainty (e.g. a study with one seed)."""
+def distinct_resamples(data: LawData, cap: int = 10**6) -> int:
+    """How many different resamples ``resample_weights`` can draw (at most ``cap``).
+
+    A resample draws, in each stratum of k groups (runs), a multiset of k of them: C(2k - 1, k)
+    choices per stratum. One run per stratum (one seed of a WSD study, whose one run reads every
+    budget) gives 1: every resample is the data itself. Two give 3 (each run alone, both)."""
     if data.groups is None:
-        return data.n_points <= 1
+        return min(cap, math.comb(2 * data.n_points - 1, data.n_points)) if data.n_points else 1
     strata = data.strata if data.strata is not None else np.zeros(data.n_points, dtype=int).astype(str)
     keys = pd.DataFrame({"stratum": np.asarray(strata).astype(str), "group": np.asarray(data.groups).astype(str)})
-    return bool((keys.groupby("stratum")["group"].nunique() <= 1).all())
+    total = 1
+    for k in keys.groupby("stratum")["group"].nunique():
+        total = min(cap, total * math.comb(2 * int(k) - 1, int(k)))
+    return total
 
 
 def resample_weights(data: LawData, n: int, rng: np.random.Generator) -> np.ndarray:

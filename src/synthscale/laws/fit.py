@@ -10,8 +10,8 @@ import numpy as np
 
 from synthscale.errors import ConfigError
 from synthscale.laws._json import json_ready
-from synthscale.laws.data import (FitError, LawData, check_identifiable, identifiable_rows, resample_weights,
-                                  resamples_are_the_data)
+from synthscale.laws.data import (FitError, LawData, check_identifiable, distinct_resamples, identifiable_rows,
+                                  resample_weights)
 from synthscale.laws.forms import Form, get_form
 from synthscale.laws.objective import LOSSES, REDUCTIONS, LogLossObjective, ProblemSet
 from synthscale.laws.optimize import minimize_problems, polish
@@ -22,6 +22,9 @@ E_FLOOR = 1e-6  # E is kept >= E_FLOOR * min(loss): a fit heading for E -> 0 sto
 BOOT_MAX_ITER = 300  # iteration cap of bootstrap refits (the fits themselves: 600, then L-BFGS-B)
 BOOT_KEEP_BEST_AFTER = 50
 MIN_VALID_REPLICATES = 20  # fewer usable bootstrap refits than this: no interval
+# fewer distinct resamples of the runs than this (2 or 3 runs per condition): an interval is only the spread of
+# the few refits they allow (for 2 seeds: each seed alone and both), not a 95% interval; it is kept and marked
+MIN_DISTINCT_RESAMPLES = 20
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,19 @@ class LawFit:
     boot_thetas: np.ndarray | None = None  # [B, P]; NaN rows: replicate not identifiable
     holdout: dict | None = None
     verdict: Verdict | None = None  # whether the data support the law (laws/verdict.py)
-    # every resample of the runs is the data itself (one run in each stratum, e.g. one seed): no interval
-    boot_degenerate: bool = False
+    # how many different resamples of the runs exist (distinct_resamples); 1: every resample is the data itself
+    boot_distinct: int | None = None
+
+    @property
+    def boot_degenerate(self) -> bool:
+        """Every resample of the runs is the data itself (one run in each stratum, e.g. one seed): no interval."""
+        return self.boot_distinct == 1
+
+    @property
+    def coarse_intervals(self) -> bool:
+        """The intervals exist but come from fewer than MIN_DISTINCT_RESAMPLES distinct resamples."""
+        return self.boot_distinct is not None and self.boot_distinct < MIN_DISTINCT_RESAMPLES \
+            and self.valid_boot_thetas() is not None
 
     @property
     def params(self) -> dict[str, float]:
@@ -129,6 +143,7 @@ class LawFit:
                 else {
                     "n": int(len(self.boot_thetas)),
                     "n_valid": self.n_boot_valid,
+                    "n_distinct": self.boot_distinct,
                     "level": CI_LEVEL,
                     "method": "percentile",
                 },
@@ -230,7 +245,7 @@ def fit_laws(
             columns=dict(data.columns),
             boot_thetas=None if boots is None else boots[j],
             holdout=reports[j],
-            boot_degenerate=boots is not None and resamples_are_the_data(data),
+            boot_distinct=None if boots is None else distinct_resamples(data),
         )
         verdict = judge_fit(
             form,

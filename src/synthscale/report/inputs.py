@@ -66,6 +66,7 @@ class Fit(_Record):
     verdict: str = "ok"  # ok | weak | unusable (laws/verdict.py); older analyses have none: ok
     reasons: list[str] = []
     ci_note: str | None = None
+    ci_caveat: str | None = None  # the intervals exist but come from a few distinct resamples
 
     @property
     def usable(self) -> bool:
@@ -97,6 +98,7 @@ class RatioFit(_Record):
     verdict: str = "ok"
     reasons: list[str] = []
     ci_note: str | None = None
+    ci_caveat: str | None = None  # the intervals exist but come from a few distinct resamples
 
 
 class Bound(_Record):
@@ -133,6 +135,8 @@ class Speedup(_Record):
     ci_bounds: list[str | None] | None = None  # per interval end: ">" / "<" when clipped to a limit
     note: str | None = None
     law_verdict: str = "ok"  # the worse verdict of the recipe's and natural's laws
+    ci_note: str | None = None  # why there is no interval
+    ci_caveat: str | None = None  # the interval exists but comes from a few distinct resamples
 
     @property
     def shown(self) -> tuple[float | None, str | None]:

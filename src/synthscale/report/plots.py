@@ -214,6 +214,7 @@ def loss_vs_ratio(results: pd.DataFrame, analysis: Analysis) -> bytes | None:
     if not panels:
         return None
     fitted = {(b.kind, b.model, b.tokens): b.ratio_fit for b in analysis.best_ratio if b.ratio_fit is not None}
+    all_budgets = sorted(mean["tokens"].unique())  # one colour per budget across panels: one legend for all
 
     def draw(fig: Figure) -> None:
         axes = _grid(fig, len(panels), max_cols=3)
@@ -223,8 +224,8 @@ def loss_vs_ratio(results: pd.DataFrame, analysis: Analysis) -> bytes | None:
             curve = rows.groupby(["tokens", "r"])["loss"].mean()
             budgets = sorted(rows["tokens"].unique())
             cmap = mpl.colormaps["viridis"]
-            for i, tokens in enumerate(budgets):
-                color = cmap(i / max(1, len(budgets) - 1))
+            for tokens in budgets:
+                color = cmap(all_budgets.index(tokens) / max(1, len(all_budgets) - 1))
                 points = curve.loc[tokens]
                 ax.plot(points.index, points.values, "o-", ms=3, lw=1, color=color, label=fmt.tokens(tokens))
                 best = points.idxmin()
@@ -236,9 +237,9 @@ def loss_vs_ratio(results: pd.DataFrame, analysis: Analysis) -> bytes | None:
                          + ("dashed = fitted r*)" if fitted_here else "no usable ratio law)"))
             ax.set_xlabel("synthetic fraction r")
             ax.set_ylabel("mean loss")
-            ax.legend(title="tokens", loc="best")
+        _figure_legend(fig, axes, title="tokens")  # outside the panels: never over the r* lines
 
-    return _png(draw, _size(len(panels), 3, 5.0, 3.6, legend=False))
+    return _png(draw, _size(len(panels), 3, 5.0, 3.6, legend=True))
 
 
 # ---------------------------------------------------------------- helpers
@@ -294,14 +295,14 @@ def _size(n: int, max_cols: int, width: float, height: float, legend: bool) -> t
     return (width * cols + (2.2 if legend else 0.0), height * rows)
 
 
-def _figure_legend(fig: Figure, axes: list) -> None:
+def _figure_legend(fig: Figure, axes: list, title: str | None = None) -> None:
     """One legend for the whole figure, with each label once, right of the panels."""
     seen: dict[str, object] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(label, handle)
     if seen:
-        fig.legend(list(seen.values()), list(seen.keys()), loc="outside right upper")
+        fig.legend(list(seen.values()), list(seen.keys()), loc="outside right upper", title=title)
 
 
 def _unambiguous_fit(fits: dict, rows: pd.DataFrame, model: str, recipe: str, generator: str):

@@ -37,7 +37,8 @@ def fits_table(analysis: Analysis, model_order: list[str], recipe_order: list[st
                   "Verdict"), tuple(rows),
                  caption=f"L(D) = E + B * D^-beta, fitted to the {analysis.metric} loss. Verdict: ok, weak (usable, "
                          f"marked) or unusable (not used for speedups, findings or plots), with the reasons; "
-                         f"the rules are in docs/laws.md.{_ci_caption(f.ci_note for f in fits)}")
+                         f"the rules are in docs/laws.md.{_ci_caption(f.ci_note for f in fits)}"
+                         f"{_coarse_ci_caption(f.ci_caveat for f in fits if f.usable)}")
 
 
 def failed_fits(analysis: Analysis, model_order: list[str], recipe_order: list[str]) -> list[str]:
@@ -102,8 +103,8 @@ def speedups_table(analysis: Analysis, model_order: list[str], recipe_order: lis
                f"read at most {fmt.num(limit)}x beyond its trained budgets (and no factor outside 0.01x-100x is "
                f"printed); 'no law': the recipe's or natural's law is unusable (see the fit table). "
                f"'(weak law)': computed from a law the verdict marks weak.")
-    caption += _ci_caption(getattr(s, "ci_note", None) if s.ci is None and s.status != "no law" else None
-                           for s in shown)
+    caption += _ci_caption(s.ci_note if s.ci is None and s.status != "no law" else None for s in shown)
+    caption += _coarse_ci_caption(s.ci_caveat if s.ci is not None else None for s in shown)
     if with_compute:
         caption += " Compute-inclusive: the same with the generator's FLOPs added to the recipe's cost."
     return Table(headers, rows, caption=caption)
@@ -247,6 +248,12 @@ def _ci_caption(notes) -> str:
     """Why intervals are missing, once per distinct reason."""
     unique = list(dict.fromkeys(n for n in notes if n))
     return (" No CI: " + " / ".join(unique) + ".") if unique else ""
+
+
+def _coarse_ci_caption(caveats) -> str:
+    """What coarse intervals are, once per distinct caveat."""
+    unique = list(dict.fromkeys(c for c in caveats if c))
+    return (" Coarse CI: " + " / ".join(unique) + ".") if unique else ""
 
 
 def _params_text(params) -> str:

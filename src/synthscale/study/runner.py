@@ -20,7 +20,7 @@ from .._io import read_json, sha256_file, stable_hash, write_json
 from ..errors import RunError
 from ..laws import analyze_results, write_analysis
 from ..model import ladder
-from ..report import write_report
+from ..report import load_results, write_report
 from .checks import check_spec_inputs
 from .drive import execute_tasks
 from .execute import execute_run
@@ -222,8 +222,23 @@ def failure_summary(runs: list[PlannedRun], study_dir: Path) -> list[dict[str, A
     return failures
 
 
-def write_study_report(spec: StudySpec, study_dir: Path, df, runs: list[PlannedRun], failures: list[dict]) -> Path:
-    """Fit the laws (analysis.json) and write report.md / report.html."""
+def refit_study_report(study_dir: str | Path, bootstrap: int | None = None) -> Path:
+    """Fit the laws again and rewrite the report of a study folder, as ``study run`` does: with the
+    study's own analysis settings (spec.resolved.json), its plan and failures; ``bootstrap``
+    overrides the spec's ``analysis.bootstrap``. Nothing is trained."""
+    study_dir = Path(study_dir)
+    spec = StudySpec.model_validate(read_json(study_dir / "spec.resolved.json"))
+    if bootstrap is not None:
+        spec = spec.model_copy(update={"analysis": spec.analysis.model_copy(update={"bootstrap": bootstrap})})
+    runs = [PlannedRun(**run) for run in read_json(study_dir / "plan.json")]
+    failures = read_json(study_dir / "failures.json", missing_ok=True) or []
+    df, _ = load_results(study_dir)
+    return write_study_report(spec, study_dir, df, runs, failures, force=True)
+
+
+def write_study_report(spec: StudySpec, study_dir: Path, df, runs: list[PlannedRun], failures: list[dict],
+                       force: bool = False) -> Path:
+    """Fit the laws (analysis.json) and write report.md / report.html (unless they are current and not ``force``)."""
 
     summary = {
         "name": spec.name, "models": spec.models, "budgets": spec.budgets, "seeds": spec.seeds,
@@ -248,7 +263,7 @@ def write_study_report(spec: StudySpec, study_dir: Path, df, runs: list[PlannedR
                        "code": _analysis_code_hash()})
     html = study_dir / "report" / "report.html"
     key_file = study_dir / "report" / "inputs.json"
-    if html.exists() and _outputs_current(study_dir, key_file, key):
+    if not force and html.exists() and _outputs_current(study_dir, key_file, key):
         return html
     # the laws are fitted on the first collapse round (later rounds are compared in the report's finding 7)
     rounds = df is not None and "round" in df.columns and df["round"].nunique() >= 2
