@@ -140,7 +140,7 @@ def _draw_plots(results: pd.DataFrame, analysis: Analysis) -> dict[str, Image]:
         "plot_domain_grid": ("Validation loss per eval domain (largest model)", plots.domain_grid(results)),
         "plot_domain_heatmap": ("Loss minus natural's loss at the largest budget (largest model)",
                                 plots.domain_heatmap(results)),
-        "plot_speedups": ("Speedup over natural vs budget (95% bands; dashed = extrapolated)",
+        "plot_speedups": (f"Speedup over natural vs budget ({_band_words(analysis)}; dashed = extrapolated)",
                           plots.speedups(analysis, models, recipes)),
         "plot_loss_vs_ratio": ("Mean loss vs synthetic fraction at each budget",
                                plots.loss_vs_ratio(results, analysis)),
@@ -283,6 +283,12 @@ def _plain_text(value: Any) -> str:
     return "n/a" if value is None else str(value)
 
 
+def _band_words(analysis) -> str:
+    """How the speedup plot's bands should be read: 95% bands, or coarse ones (the spread between seeds)."""
+    coarse = any(s.ci is not None and s.ci_caveat for s in analysis.speedups)
+    return "bands: the spread between seeds, coarse" if coarse else "95% bands"
+
+
 _HOW_TO_READ = (
     "Each run trains one model size on one recipe (natural text, or a synthetic kind mixed in at a fraction r "
     "of the training tokens) for a token budget D, and is evaluated on held-out domains; `mean` is the "
@@ -292,7 +298,9 @@ _HOW_TO_READ = (
     "data do not pin down) or unusable (the data do not support the form; its numbers are not used). "
     "A speedup of 3x at D "
     "means natural text would need 3 times as many tokens to reach the loss this recipe reaches with D; "
-    "above 1 is better than natural. Intervals are 95% bootstrap intervals from the laws stage. Speedups at "
+    "above 1 is better than natural. Intervals are 95% bootstrap intervals from the laws stage, except those "
+    "marked coarse (the runs allow fewer than 20 distinct resamples, as with 2 or 3 seeds of a WSD study), "
+    "which are only the spread between seeds. Speedups at "
     "budgets no run trained are extrapolated from the fitted laws and are marked so; a value marked '>' or "
     "'<' is only a bound, where reading the laws further would claim more than the data support. "
     "The findings table "
