@@ -253,9 +253,13 @@ def test_coarse_intervals_are_labelled_in_the_tables_and_the_findings(tmp_path):
     assert text.count("Coarse CI: " + caveat) == 2  # under the fit table and under the speedup table
     finding2 = next(line for line in text.splitlines() if line.startswith("| 2 |"))
     assert "(coarse: the spread between seeds)" in finding2
+    finding5 = next(line for line in text.splitlines() if line.startswith("| 5 |"))
+    assert "] (coarse)" in finding5
     assert "Speedup over natural vs budget (bands: the spread between seeds, coarse;" in text
+    assert "| E [CI, coarse] |" in text and "| Speedup | CI, coarse |" in text
     plain = write_report(tmp_path / "real", make_results(seeds=(0, 1)), make_analysis())["markdown"].read_text()
     assert "Coarse CI" not in plain and "coarse:" not in plain and "(95% bands;" in plain
+    assert "| E [95% CI] |" in plain and "CI, coarse" not in plain
 
 
 def test_finding1_not_reproduced_when_rephrased_alone_is_faster():

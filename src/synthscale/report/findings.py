@@ -247,7 +247,8 @@ def _finding_lowest_e(ctx: Context) -> tuple[str, str]:
 
 def _e_text(fit: Fit) -> str:
     e = fit.params["E"]
-    return f"{fmt.num(e.value)} {fmt.interval(e.ci)}"
+    coarse = " (coarse)" if e.ci is not None and fit.ci_caveat else ""
+    return f"{fmt.num(e.value)} {fmt.interval(e.ci)}{coarse}"
 
 
 def _fit_name(fit: Fit) -> str:

@@ -33,7 +33,8 @@ def fits_table(analysis: Analysis, model_order: list[str], recipe_order: list[st
             params = ["not shown"] * 3
         rows.append((f.model, _recipe_name(f.recipe, f.generator, several), *params,
                      str(f.n_points) if f.n_points is not None else "n/a", span, _verdict_cell(f.verdict, f.reasons)))
-    return Table(("Model", "Recipe", "E [95% CI]", "B [95% CI]", "beta [95% CI]", "Points", "Tokens fitted",
+    ci = "CI, coarse" if any(f.ci_caveat for f in fits if f.usable) else "95% CI"
+    return Table(("Model", "Recipe", f"E [{ci}]", f"B [{ci}]", f"beta [{ci}]", "Points", "Tokens fitted",
                   "Verdict"), tuple(rows),
                  caption=f"L(D) = E + B * D^-beta, fitted to the {analysis.metric} loss. Verdict: ok, weak (usable, "
                          f"marked) or unusable (not used for speedups, findings or plots), with the reasons; "
@@ -78,7 +79,8 @@ def speedups_table(analysis: Analysis, model_order: list[str], recipe_order: lis
     shown.sort(key=lambda s: (_rank(s.model, model_order), _rank(s.recipe, recipe_order), s.recipe,
                               s.generator or "", s.tokens))
     with_compute = any(s.speedup_compute is not None for s in shown)
-    headers = ("Model", "Recipe", "Tokens", "Speedup", "95% CI", *(("Compute-inclusive",) if with_compute else ()),
+    ci = "CI, coarse" if any(s.ci is not None and s.ci_caveat for s in shown) else "95% CI"
+    headers = ("Model", "Recipe", "Tokens", "Speedup", ci, *(("Compute-inclusive",) if with_compute else ()),
                "Budget")
     rows, said = [], set()
     for s in shown:
