@@ -285,8 +285,7 @@ def _plain_text(value: Any) -> str:
 
 def _band_words(analysis) -> str:
     """How the speedup plot's bands should be read: 95% bands, or coarse ones (the spread between seeds)."""
-    coarse = any(s.ci is not None and s.ci_caveat for s in analysis.speedups)
-    return "bands: the spread between seeds, coarse" if coarse else "95% bands"
+    return "bands: the spread between seeds, coarse" if any(s.coarse_ci for s in analysis.speedups) else "95% bands"
 
 
 _HOW_TO_READ = (

@@ -91,7 +91,7 @@ def _speedup_finding(ctx: Context, target_ratio: float, passes: Callable[[Speedu
             continue
         ok = passes(final)
         verdicts.append(ok)
-        coarse = " (coarse: the spread between seeds)" if final.ci is not None and final.ci_caveat else ""
+        coarse = " (coarse: the spread between seeds)" if final.coarse_ci else ""
         notes.append(f"{name} ({model}) at {ctx.at(model, final.tokens)}: {fmt.speedup(final)} "
                      f"CI {fmt.bounded_interval(final.ci, final.ci_bounds)}{coarse} -> {'pass' if ok else 'fail'}")
     return verdict_with_untested(verdicts, notes, untested, f"No {what} recipe with a speedup in analysis.json.")

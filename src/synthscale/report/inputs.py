@@ -139,6 +139,11 @@ class Speedup(_Record):
     ci_caveat: str | None = None  # the interval exists but comes from a few distinct resamples
 
     @property
+    def coarse_ci(self) -> bool:
+        """An interval from a few distinct resamples (2-3 seeds): the spread between seeds, not a 95% interval."""
+        return self.ci is not None and bool(self.ci_caveat)
+
+    @property
     def shown(self) -> tuple[float | None, str | None]:
         """(value, op): the number a reader may use, op ">"/"<" when it is only a bound,
         (None, None) when there is none (no law, no value)."""

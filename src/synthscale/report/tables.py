@@ -79,7 +79,7 @@ def speedups_table(analysis: Analysis, model_order: list[str], recipe_order: lis
     shown.sort(key=lambda s: (_rank(s.model, model_order), _rank(s.recipe, recipe_order), s.recipe,
                               s.generator or "", s.tokens))
     with_compute = any(s.speedup_compute is not None for s in shown)
-    ci = "CI, coarse" if any(s.ci is not None and s.ci_caveat for s in shown) else "95% CI"
+    ci = "CI, coarse" if any(s.coarse_ci for s in shown) else "95% CI"
     headers = ("Model", "Recipe", "Tokens", "Speedup", ci, *(("Compute-inclusive",) if with_compute else ()),
                "Budget")
     rows, said = [], set()
@@ -106,7 +106,7 @@ def speedups_table(analysis: Analysis, model_order: list[str], recipe_order: lis
                f"printed); 'no law': the recipe's or natural's law is unusable (see the fit table). "
                f"'(weak law)': computed from a law the verdict marks weak.")
     caption += _ci_caption(s.ci_note if s.ci is None and s.status != "no law" else None for s in shown)
-    caption += _coarse_ci_caption(s.ci_caveat if s.ci is not None else None for s in shown)
+    caption += _coarse_ci_caption(s.ci_caveat if s.coarse_ci else None for s in shown)
     if with_compute:
         caption += " Compute-inclusive: the same with the generator's FLOPs added to the recipe's cost."
     return Table(headers, rows, caption=caption)
