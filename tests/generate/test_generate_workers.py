@@ -187,11 +187,27 @@ def test_ray_local_instance_gives_the_same_corpus(world, reference, tmp_path):
     assert {d.id: d.text for d in merged(out)} == reference
 
 
-def test_submitit_local_executor_gives_the_same_corpus(world, reference, tmp_path):
+def test_submitit_local_executor_from_the_cli_gives_the_same_corpus(world, reference, tmp_path):
     pytest.importorskip("submitit", reason="submitit is not installed (pip install 'synthscale[slurm]')")
     out = tmp_path / "slurm"
-    summary = generate_with_workers({**OPTIONS, "input": str(world.natural), "out": str(out)}, executor="slurm",
-                                    workers=2, progress=False, slurm={"cluster": "local", "timeout_min": 10})
+    args = ["--input", str(world.natural), "--style", "hq", "--backend", "toyworld", "--gates", "off",
+            "--samples", "2", "--out", str(out), "--workers", "2", "--executor", "slurm", "--quiet"]
+    proc = cli(*args, "--slurm", "cluster=local", "--slurm", "timeout_min=10")
+    stdout, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(stdout)
     assert summary["workers"]["executor"] == "slurm" and summary["written"] == len(reference)
     assert {d.id: d.text for d in merged(out)} == reference
     assert list((out / "slurm").glob("*_log.out"))  # submitit's job logs
+
+    args[args.index(str(out))] = str(tmp_path / "bad")  # a fresh folder: its parts must be submitted
+    bad = cli(*args, "--slurm", "cluster=local", "--slurm", "no_such_parameter=1")  # submitit refuses it
+    _, stderr = bad.communicate(timeout=120)
+    assert bad.returncode == 2 and "--executor slurm:" in stderr and "no_such_parameter" in stderr
+    wrong_uses = ((["--slurm", "timeout_min"], "--slurm 'timeout_min': expected KEY=VALUE"),
+                  (["--executor", "local", "--slurm", "timeout_min=10"], "--slurm: only with --executor slurm"),
+                  (["--ray-address", "auto"], "--ray-address: only with --executor ray"))
+    for extra, message in wrong_uses:
+        wrong = cli(*args, *extra)
+        _, stderr = wrong.communicate(timeout=120)
+        assert wrong.returncode == 2 and message in stderr, stderr

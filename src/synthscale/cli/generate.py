@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from ..errors import ConfigError
 from .app import _echo_json, app
 
 
@@ -116,6 +117,13 @@ def generate(
                                  "machine, one GPU each when there are GPUs), slurm (submitit jobs) or ray."),
     workers: int = typer.Option(1, "--workers", help="Split the input into this many parts (by a stable hash of "
                                 "the document id), each a resumable job of its own, then merge them into --out."),
+    slurm: List[str] = typer.Option([], "--slurm", help="With --executor slurm: a submitit parameter KEY=VALUE "
+                                    "(repeatable), e.g. --slurm slurm_partition=gpu --slurm timeout_min=240 "
+                                    "--slurm mem_gb=64; cluster=local runs the jobs on this machine. Default time "
+                                    "limit 24 h; GPUs per job follow the backend."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --executor ray: the cluster to "
+                                              "join (e.g. auto, or ray://host:10001); default: a fresh local "
+                                              "instance, stopped after."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
     backend_options: Optional[dict] = None,
 ) -> None:
@@ -127,11 +135,17 @@ def generate(
     from ..generate.commands import generate_command, generation_verdict
     from ..toyworld import backend as _toyworld_backend  # noqa: F401  registers --backend toyworld
 
+    if slurm and executor != "slurm":
+        raise ConfigError("--slurm: only with --executor slurm")
+    if ray_address and executor != "ray":
+        raise ConfigError("--ray-address: only with --executor ray")
     run = generate_command
     if workers != 1 or executor != "local":
         from ..generate.workers import workers_command
+        from ..study.spec import apply_overrides
 
-        run = workers_command(executor, workers)
+        params = apply_overrides({}, slurm, option="--slurm", example="slurm_partition=gpu")
+        run = workers_command(executor, workers, ray_address=ray_address, slurm=params)
     summary = run(
         input, style, backend, model, str(out), max_docs, target_tokens, topics=str(topics) if topics else None,
         style_files=[str(p) for p in style_file], audience=audience, format=format, seed=seed, tokenizer=tokenizer,

@@ -107,14 +107,17 @@ def generate_with_workers(options: dict[str, Any], *, executor: str = "local", w
                            key=stable_hash([t.key for t in tasks], 16))
 
 
-def workers_command(executor: str, workers: int) -> Callable[..., dict[str, Any]]:
-    """A function with generate_command's signature that runs it over ``workers`` parts on ``executor``."""
+def workers_command(executor: str, workers: int, ray_address: str | None = None,
+                    slurm: dict[str, Any] | None = None) -> Callable[..., dict[str, Any]]:
+    """A function with generate_command's signature that runs it over ``workers`` parts on ``executor``
+    (``ray_address`` and ``slurm`` as for generate_with_workers)."""
     signature = inspect.signature(generate_command)
 
     def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
         options = dict(signature.bind(*args, **kwargs).arguments)
         progress = options.pop("progress", True)
-        return generate_with_workers(options, executor=executor, workers=workers, progress=progress)
+        return generate_with_workers(options, executor=executor, workers=workers, progress=progress,
+                                     ray_address=ray_address, slurm=slurm)
 
     return run
 

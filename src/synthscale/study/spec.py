@@ -237,22 +237,26 @@ def _parse_ratio(value: Any) -> Any:
     return value
 
 
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply ``KEY.SUB=VALUE`` overrides (VALUE parsed as YAML) to a raw spec mapping."""
+def apply_overrides(raw: dict, overrides: list[str], option: str = "--set",
+                    example: str = "budgets=[65536,131072]") -> dict:
+    """Apply ``KEY.SUB=VALUE`` overrides (VALUE parsed as YAML) to a raw mapping.
+
+    ``option`` and ``example`` name the command-line option in error messages.
+    """
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set '{item}': expected KEY=VALUE, e.g. budgets=[65536,131072]")
+            raise ConfigError(f"{option} '{item}': expected KEY=VALUE, e.g. {example}")
         node = raw
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"--set '{item}': '{part}' is not a mapping")
+                raise ConfigError(f"{option} '{item}': '{part}' is not a mapping")
         try:
             node[parts[-1]] = yaml.safe_load(value)
         except yaml.YAMLError:
-            raise ConfigError(f"--set '{item}': value is not valid YAML") from None
+            raise ConfigError(f"{option} '{item}': value is not valid YAML") from None
     return raw
 
 
