@@ -134,11 +134,12 @@ def test_count_params_reads_safetensors_headers(tmp_path: Path) -> None:
 
 def test_collapse_round_with_a_trained_and_exported_model(tiny_world, tmp_path: Path) -> None:  # noqa: F811
     pytest.importorskip("transformers")
-    rounds = {"n": 2, "mode": "accumulate", "prefix_tokens": 8, "max_tokens": 12}
+    rounds = {"n": 2, "mode": "replace", "prefix_tokens": 4, "max_tokens": 24}  # prompts within the 32-token context
     gen = {**GEN, "max_docs": 24, "rounds": rounds}
     path = _spec(tmp_path, tiny_world, gen)
     raw = yaml.safe_load(path.read_text())
-    # a second kind declared as 'generate'-style (textbook-like) for finding 7, accumulating its rounds
+    # hq replaces its rounds; a second kind declared as 'generate'-style (textbook-like) for finding 7
+    # accumulates them
     raw["corpora"]["synthetic"]["tb"] = {"style": "generate",
                                          "generate": {**gen, "rounds": {**rounds, "mode": "accumulate"}}}
     raw["recipes"].append({"kind": "tb", "ratios": ["1/3"]})
@@ -156,6 +157,18 @@ def test_collapse_round_with_a_trained_and_exported_model(tiny_world, tmp_path: 
         p for p in prep.glob("*/corpus.jsonl.gz") if json.loads((p.parent / "generation.json").read_text())
         ["backend"] == "transformers"), "rt")]
     assert corpus and corpus[0]["style"] == "continue"
+    shards = tmp_path / "study" / "prepared" / "shards"
+
+    def n_docs(source: str) -> int:  # documents in a prepared training source
+        return json.loads(next(shards.glob(f"{source}-*.json")).read_text())["n_docs"]
+
+    def continued(kind: str) -> int:  # documents the round-0 model of `kind` wrote for round 1
+        folder = next(p.parent for p in prep.glob("*/generation.json")
+                      if f"cpu-nano-{kind}-" in str(json.loads(p.read_text())["model"]))
+        return sum(1 for _ in read_documents(folder / "corpus.jsonl.gz"))
+
+    assert 0 < continued("hq") and n_docs("hq.r1") == continued("hq")  # replace: round 1's corpus alone
+    assert 0 < continued("tb") and n_docs("tb.r1") == n_docs("tb") + continued("tb")  # accumulate: rounds 0-1
     diagnostics = json.loads((tmp_path / "study" / "diagnostics.json").read_text())
     assert {"hq", "hq.r1", "tb", "tb.r1"} <= set(diagnostics["kinds"])
     report = (tmp_path / "study" / "report" / "report.md").read_text()

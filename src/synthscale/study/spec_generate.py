@@ -56,8 +56,9 @@ class RoundsSpec(Strict):
     ratio: float | None = Field(None, ge=0, le=1, description="synthetic ratio of the generator run; the "
                                 "kind's largest when omitted")
     tokens: int | None = Field(None, ge=1, description="budget of the generator run; the largest when omitted")
-    prefix_tokens: int = Field(24, ge=4, description="rounds > 0: the seed document's first tokens the "
-                               "trained model continues (style 'continue')")
+    prefix_tokens: int = Field(24, ge=4, description="rounds > 0: the seed document's first words (whitespace-"
+                               "separated, despite the name) the trained model continues (style 'continue'); "
+                               "keep them well inside the model's context")
     max_tokens: int = Field(64, ge=1, description="rounds > 0: tokens generated per continuation")
     temperature: float = Field(1.0, ge=0)
 
