@@ -2,7 +2,9 @@
 
 ``python tests/assets/reference/reference.py --write`` trains it and rewrites ``curve.json``; do that only in a
 commit of its own that says why the numbers moved. ``tests/train/test_reference_curve.py`` asserts that a run
-of today's code matches the stored file bit for bit (on the CPU capability it was recorded on).
+of today's code matches the stored file bit for bit on the kind of CPU it was recorded on (the same vector ISA
+and the same CPU model: MKL picks its kernels by both, so two AVX512 machines of different makes sum in different
+orders); elsewhere the curve is held to float32 rounding.
 
 The run calls the training loop the way every entry point does (a ladder rung's ModelConfig, a TrainConfig with
 every setting explicit, the shard through MixtureStream), logging every step, so the reference pins the numerics
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -56,8 +59,18 @@ def weights_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def cpu_model() -> str:
+    """This machine's CPU vendor and model name (/proc/cpuinfo on Linux, else platform.processor())."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or "unknown"
+    fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lines) if k.strip()}
+    return f"{fields.get('vendor_id', '?')} {fields.get('model name', '?')}"
+
+
 def run_reference(out: Path) -> dict:
-    """Train the reference run into ``out``; return {cpu_capability, settings, curve, weights_sha256}."""
+    """Train the reference run into ``out``; return {cpu_capability, cpu_model, settings, curve, weights_sha256}."""
     import torch
 
     from synthscale.model.ladder import model_config
@@ -71,7 +84,8 @@ def run_reference(out: Path) -> dict:
     train(model_config(RUNG, vocab_size=VOCAB, seq_len=cfg.seq_len), cfg, stream, out, progress=False)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     curve = [{k: r[k] for k in ("step", "tokens", "loss", "lr", "grad_norm")} for r in records]
-    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_model": cpu_model(),
+            "torch": torch.__version__,
             "rung": RUNG, "settings": SETTINGS, "curve": curve,
             "weights_sha256": weights_hash(out / "checkpoints" / "final.safetensors")}
 
