@@ -1,7 +1,7 @@
 """The stored reference run: a 20-step cpu-nano loss curve and final-weights hash that pin synthscale's numbers.
 
 ``python tests/assets/reference/reference.py --write`` trains it and rewrites ``curve.json``; do that only in a
-commit of its own that says why the numbers moved. ``tests/train/test_reference_curve.py`` asserts that a run
+commit of its own that says why the numbers moved. ``tests/train/test_train_reference.py`` asserts that a run
 of today's code matches the stored file bit for bit on the kind of CPU it was recorded on (the same vector ISA
 and the same CPU model: MKL picks its kernels by both, so two AVX512 machines of different makes sum in different
 orders); elsewhere the curve is held to float32 rounding.
@@ -85,8 +85,7 @@ def run_reference(out: Path) -> dict:
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     curve = [{k: r[k] for k in ("step", "tokens", "loss", "lr", "grad_norm")} for r in records]
     return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_model": cpu_model(),
-            "torch": torch.__version__,
-            "rung": RUNG, "settings": SETTINGS, "curve": curve,
+            "torch": torch.__version__, "rung": RUNG, "settings": SETTINGS, "curve": curve,
             "weights_sha256": weights_hash(out / "checkpoints" / "final.safetensors")}
 
 
